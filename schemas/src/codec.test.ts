@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { decode, seal, verifyChain, GENESIS_HASH, SessionChain, validateEvent, canonicalJson, type ChainedEvent } from './index.ts';
+import { sealFixtureChain } from './fixtures.ts';
+
+const golden = JSON.parse(readFileSync(new URL('../fixtures/chain.v1.json', import.meta.url), 'utf8')) as { hash: string; hex: string }[];
+
+test('sealing the fixture chain reproduces the golden bytes and hashes', () => {
+  assert.deepEqual(sealFixtureChain(), golden);
+});
+
+test('golden records decode, validate against their schemas and verify as a chain', () => {
+  const records = golden.map((g) => Buffer.from(g.hex, 'hex'));
+  for (const r of records) {
+    const event = decode(r);
+    assert.deepEqual(validateEvent(event), [], `${event.type} invalid`);
+  }
+  const report = verifyChain(records);
+  assert.equal(report.ok, true, report.problem);
+  assert.equal(report.events, 3);
+  assert.equal(report.lastHash, golden[2]!.hash);
+});
+
+test('frame payload stays binary: raw bytes follow the header, not base64', () => {
+  const data = Buffer.from([0, 1, 2, 255, 254, 0x51]);
+  const { bytes } = seal({
+    type: 'frame', version: 1, event_id: 'e', time: 1, session_id: 's', seq: 0, prev_hash: GENESIS_HASH,
+    gateway_id: 'g', gateway_version: 'v', direction: 's2c', data,
+  });
+  assert.deepEqual(bytes.subarray(bytes.length - data.length), data);
+  const event = decode(bytes) as Extract<ChainedEvent, { type: 'frame' }>;
+  assert.deepEqual(Buffer.from(event.data), data);
+});
+
+test('tampering with any byte, reordering or dropping an event breaks verification', () => {
+  const chain = new SessionChain('s-1', { gateway_id: 'g', gateway_version: 'v' });
+  const records = Array.from({ length: 5 }, (_, i) =>
+    chain.next({ type: 'frame', version: 1, direction: i % 2 ? 's2c' : 'c2s', data: Buffer.from(`m${i}`) }).bytes,
+  );
+  assert.equal(verifyChain(records).ok, true);
+  const tampered = records.map((r) => Buffer.from(r));
+  tampered[2]![tampered[2]!.length - 1] ^= 1;
+  assert.match(verifyChain(tampered).problem ?? '', /seq 2: hash/);
+  assert.match(verifyChain([records[0]!, records[2]!]).problem ?? '', /seq 2: expected 1/);
+  assert.match(verifyChain([records[1]!, records[0]!]).problem ?? '', /seq 1: expected 0/);
+});
+
+test('validateEvent reports unknown types and missing members', () => {
+  assert.deepEqual(validateEvent({ type: 'nope', version: 1 }), ['unknown event type/version nope@1']);
+  const errors = validateEvent({ type: 'session.ended', version: 1 });
+  assert.ok(errors.some((e) => e.includes('reason')), errors.join('\n'));
+});
+
+test('canonical JSON sorts keys, omits undefined, refuses non-integers', () => {
+  assert.equal(canonicalJson({ b: 1, a: [true, null, 'x'], c: undefined }), '{"a":[true,null,"x"],"b":1}');
+  assert.throws(() => canonicalJson({ x: 1.5 }), /non-integer/);
+});
+
+test('decode refuses truncated, foreign and lying records', () => {
+  assert.throws(() => decode(Buffer.alloc(10)), /too short/);
+  const { bytes } = seal({
+    type: 'session.ended', version: 1, event_id: 'e', time: 1, session_id: 's', seq: 0, prev_hash: GENESIS_HASH,
+    gateway_id: 'g', gateway_version: 'v', reason: 'refused', duration_us: 0, bytes_c2s: 0, bytes_s2c: 0,
+    messages_c2s: 0, messages_s2c: 0,
+  });
+  const foreign = Buffer.from(bytes); foreign[0] = 0;
+  assert.throws(() => decode(foreign), /bad magic/);
+  const lying = Buffer.from(bytes); lying.writeUInt32BE(1e6, 34);
+  assert.throws(() => decode(lying), /exceeds record/);
+});

@@ -1,0 +1,41 @@
+/**
+ * @vigil/schemas — the single source of truth for events: TypeBox JSON Schemas with inferred
+ * types, one versioned schema per event type, the binary log codec and the per-session hash chain.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { FrameEvent } from './events/frame.ts';
+import { AuthFailed, ProtocolRefused, SessionEnded, SessionStarted } from './events/session.ts';
+import { QueryEvent } from './events/query.ts';
+
+export * from './envelope.ts';
+export * from './events/frame.ts';
+export * from './events/session.ts';
+export * from './events/query.ts';
+export { canonicalJson } from './canonical.ts';
+export { seal, decode, verifyRecord, verifyChain, CodecError, type Sealed, type ChainReport, type UnsealedEvent } from './codec.ts';
+export { SessionChain, nowUs, type ChainInput, type ChainedRecord } from './chain.ts';
+
+/** Events the gateway emits into a session's hash chain. */
+export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused]);
+export type ChainedEvent = Static<typeof ChainedEvent>;
+
+/** Every versioned schema, keyed `type@version` (used by docs, fixtures and validators). */
+export const schemas = {
+  'frame@1': FrameEvent,
+  'session.started@1': SessionStarted,
+  'session.ended@1': SessionEnded,
+  'auth.failed@1': AuthFailed,
+  'protocol.refused@1': ProtocolRefused,
+  'query@1': QueryEvent,
+} as const;
+export type SchemaKey = keyof typeof schemas;
+
+const compiled = new Map(Object.entries(schemas).map(([k, s]) => [k, TypeCompiler.Compile(s)]));
+
+/** Validate an event against the schema of its type and version; returns error strings (empty = valid). */
+export function validateEvent(event: { type: string; version: number }): string[] {
+  const check = compiled.get(`${event.type}@${event.version}`);
+  if (!check) return [`unknown event type/version ${event.type}@${event.version}`];
+  return [...check.Errors(event)].map((e) => `${e.path || '/'}: ${e.message}`);
+}
