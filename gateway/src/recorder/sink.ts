@@ -1,0 +1,117 @@
+/**
+ * EventSink: the gateway process's single path into the event log.
+ *
+ * Recorders append sealed records synchronously (no promise per frame); the sink hands everything
+ * accumulated during one turn of the event loop to the log in one `send`, so the log's own group
+ * commit sees large batches. Memory is bounded: past `high_water_bytes` of records not yet durable
+ * the sink reports pressure and the proxies stop reading from their sockets (backpressure — audit
+ * data is never dropped); below `low_water_bytes` they resume.
+ *
+ * A failed send is retried while the error is retriable; a non-retriable failure latches
+ * `failure`, which makes the gateway refuse new sessions when fail-closed is configured.
+ */
+import { EventEmitter } from 'node:events';
+import type { LogRecord, Producer } from '@vigil/eventlog/types';
+
+export interface EventSinkOptions {
+  topic: string;
+  high_water_bytes: number;
+  low_water_bytes: number;
+  /** Delay between retries of a retriable send failure. */
+  retry_backoff_ms: number;
+}
+
+export interface EventSinkEvents {
+  pressure: [on: boolean];
+  failure: [error: Error];
+}
+
+export class EventSink extends EventEmitter<EventSinkEvents> {
+  private batch: LogRecord[] = [];
+  private batchBytes = 0;
+  private scheduled = false;
+  private pending = 0;
+  private pressured = false;
+  private inflight = new Set<Promise<void>>();
+  /** Set once a non-retriable error made events impossible to persist. */
+  failure: Error | undefined;
+  /** Counters for /metrics. */
+  readonly stats = { records: 0, bytes: 0, sends: 0, send_errors: 0 };
+
+  constructor(
+    private readonly producer: Producer,
+    private readonly options: EventSinkOptions,
+  ) {
+    super();
+  }
+
+  /** Bytes appended but not yet durable. */
+  get pendingBytes(): number {
+    return this.pending;
+  }
+
+  get underPressure(): boolean {
+    return this.pressured;
+  }
+
+  append(key: string, value: Buffer, headers?: Record<string, string>): void {
+    this.batch.push(headers ? { key, value, headers } : { key, value });
+    this.batchBytes += value.length;
+    this.pending += value.length;
+    this.stats.records++;
+    this.stats.bytes += value.length;
+    if (!this.pressured && this.pending >= this.options.high_water_bytes) this.setPressure(true);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    if (this.batch.length === 0) return;
+    const records = this.batch;
+    const bytes = this.batchBytes;
+    this.batch = [];
+    this.batchBytes = 0;
+    const p = this.sendWithRetry(records).then(
+      () => {
+        this.pending -= bytes;
+        if (this.pressured && this.pending <= this.options.low_water_bytes) this.setPressure(false);
+      },
+      (err: Error) => {
+        // Non-retriable: the records could not be made durable. Latch the failure; pending bytes
+        // stay counted so pressure holds and no more client data is read for recording.
+        this.failure ??= err;
+        this.emit('failure', err);
+      },
+    );
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  };
+
+  private async sendWithRetry(records: LogRecord[]): Promise<void> {
+    for (;;) {
+      try {
+        this.stats.sends++;
+        await this.producer.send(this.options.topic, records);
+        return;
+      } catch (err) {
+        this.stats.send_errors++;
+        if (!(err as { retriable?: boolean }).retriable) throw err;
+        await new Promise((r) => setTimeout(r, this.options.retry_backoff_ms));
+      }
+    }
+  }
+
+  private setPressure(on: boolean): void {
+    this.pressured = on;
+    this.emit('pressure', on);
+  }
+
+  /** Wait until everything appended so far is durable (or failed). */
+  async drain(): Promise<void> {
+    if (this.scheduled) this.flush();
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+}
