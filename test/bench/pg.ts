@@ -1,0 +1,141 @@
+/**
+ * `npm run bench:pg` — pgbench through three paths, side by side in one run:
+ *   direct     pgbench → PostgreSQL 127.0.0.1:5432
+ *   pgbouncer  pgbench → pgbouncer (Debian, transaction pooling) → PostgreSQL
+ *   vigil      pgbench → Vigil gateway (embedded, every frame recorded to the local log) → PostgreSQL
+ * Workloads: `-S` (select-only) and the default TPC-B-like script. Each (workload, path) pair runs
+ * BENCH_ROUNDS times interleaved (direct, pgbouncer, vigil, direct, …) so machine noise hits all
+ * paths alike; the median TPS is reported with the ratios vigil/pgbouncer and vigil/direct.
+ *
+ * Env: BENCH_SECONDS (default 10), BENCH_CLIENTS (4), BENCH_ROUNDS (3), BENCH_SCALE (10).
+ * Needs pgbench and pgbouncer (Debian packages postgresql-client / pgbouncer; .ci/run installs them).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startVigil, freePort } from '../support/vigil-process.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SCALE = Number(process.env.BENCH_SCALE ?? 10);
+const DB = 'vigil_bench';
+
+function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+interface Result {
+  tps: number;
+  latency_ms: number;
+}
+
+function pgbench(conn: { host: string; port: number; user: string; db: string; password?: string }, selectOnly: boolean): Promise<Result> {
+  const args = ['-h', conn.host, '-p', String(conn.port), '-U', conn.user, '-c', String(CLIENTS), '-j', String(Math.min(CLIENTS, 2)), '-T', String(SECONDS), '-n', '-P', '0'];
+  if (selectOnly) args.push('-S');
+  args.push(conn.db);
+  return new Promise((resolve, reject) => {
+    const child = spawn('pgbench', args, { env: { ...process.env, PGPASSWORD: conn.password ?? '' } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('exit', (code) => {
+      const tps = /tps = ([\d.]+)/.exec(out);
+      const lat = /latency average = ([\d.]+) ms/.exec(out);
+      if (code !== 0 || !tps || !lat) return reject(new Error(`pgbench failed (${code}):\n${out}`));
+      resolve({ tps: Number(tps[1]), latency_ms: Number(lat[1]) });
+    });
+  });
+}
+
+async function startPgbouncer(): Promise<{ port: number; stop(): void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'pgbouncer-'));
+  chmodSync(dir, 0o777);
+  const port = await freePort();
+  writeFileSync(join(dir, 'users.txt'), '"postgres" ""\n');
+  writeFileSync(
+    join(dir, 'pgbouncer.ini'),
+    `[databases]
+${DB} = host=127.0.0.1 port=5432 dbname=${DB}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${port}
+auth_type = trust
+auth_file = ${join(dir, 'users.txt')}
+pool_mode = transaction
+max_client_conn = 200
+default_pool_size = ${CLIENTS * 2}
+logfile = ${join(dir, 'pgbouncer.log')}
+pidfile = ${join(dir, 'pgbouncer.pid')}
+unix_socket_dir =
+`,
+  );
+  // pgbouncer refuses to run as root.
+  const child = spawn('runuser', ['-u', 'postgres', '--', 'pgbouncer', join(dir, 'pgbouncer.ini')], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const r = spawnSync('pg_isready', ['-h', '127.0.0.1', '-p', String(port), '-q']);
+    if (r.status === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { port, stop: () => child.kill('SIGTERM') };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  // Fresh pgbench database.
+  sh('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-qc', `DROP DATABASE IF EXISTS ${DB}`]);
+  sh('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-qc', `CREATE DATABASE ${DB}`]);
+  sh('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-q', '-s', String(SCALE), DB]);
+
+  const bouncer = await startPgbouncer();
+  const vigil = await startVigil();
+  try {
+    const token = await vigil.token('bench', { ttl: '2h' });
+    const paths = {
+      direct: { host: '127.0.0.1', port: 5432, user: 'postgres', db: DB },
+      pgbouncer: { host: '127.0.0.1', port: bouncer.port, user: 'postgres', db: DB },
+      vigil: { host: '127.0.0.1', port: vigil.gatewayPort, user: 'bench', db: `local-pg/${DB}`, password: token },
+    } as const;
+    const workloads = [
+      { name: 'select-only (-S)', selectOnly: true },
+      { name: 'TPC-B (default)', selectOnly: false },
+    ];
+    const report: Record<string, Record<string, { tps: number; latency_ms: number; runs: number[] }>> = {};
+    console.log(`pgbench: ${CLIENTS} clients, ${SECONDS} s per run, ${ROUNDS} interleaved rounds, scale ${SCALE}`);
+    for (const w of workloads) {
+      const runs: Record<string, Result[]> = { direct: [], pgbouncer: [], vigil: [] };
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const [name, conn] of Object.entries(paths)) {
+          const r = await pgbench(conn, w.selectOnly);
+          runs[name]!.push(r);
+          console.log(`  ${w.name.padEnd(18)} round ${round + 1} ${name.padEnd(9)} ${r.tps.toFixed(0).padStart(7)} tps  ${r.latency_ms.toFixed(3)} ms`);
+        }
+      }
+      report[w.name] = Object.fromEntries(
+        Object.entries(runs).map(([k, rs]) => [k, { tps: median(rs.map((r) => r.tps)), latency_ms: median(rs.map((r) => r.latency_ms)), runs: rs.map((r) => Math.round(r.tps)) }]),
+      );
+    }
+    console.log('\nmedian TPS / average latency, and ratios (same run):');
+    console.log('workload            direct            pgbouncer         vigil             vigil/pgbouncer  vigil/direct');
+    for (const [name, r] of Object.entries(report)) {
+      const cell = (x: { tps: number; latency_ms: number }) => `${x.tps.toFixed(0).padStart(6)} ${x.latency_ms.toFixed(3).padStart(7)} ms`.padEnd(18);
+      console.log(
+        `${name.padEnd(20)}${cell(r.direct!)}${cell(r.pgbouncer!)}${cell(r.vigil!)}${(r.vigil!.tps / r.pgbouncer!.tps).toFixed(2).padStart(15)}  ${(r.vigil!.tps / r.direct!.tps).toFixed(2).padStart(12)}`,
+      );
+    }
+    mkdirSync('bench-results', { recursive: true });
+    writeFileSync('bench-results/pg.json', JSON.stringify({ date: new Date().toISOString(), clients: CLIENTS, seconds: SECONDS, rounds: ROUNDS, scale: SCALE, report }, null, 2));
+  } finally {
+    await vigil.stop();
+    bouncer.stop();
+  }
+}
+
+await main();

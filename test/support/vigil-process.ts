@@ -1,0 +1,116 @@
+/**
+ * Run `vigil start` (or another subcommand) as a real child process with a generated config in a
+ * temp data dir — what a user runs, for benchmarks and end-to-end tests. Captures stdout/stderr so
+ * tests can search them (secrets must never appear there).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { createServer, Socket } from 'node:net';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface VigilProcess {
+  child: ChildProcess;
+  dataDir: string;
+  configFile: string;
+  gatewayPort: number;
+  apiPort: number;
+  output(): string;
+  /** Run `vigil <args>` against the same config (e.g. token) and return stdout. */
+  cli(args: string[]): Promise<string>;
+  token(sub: string, opts?: { roles?: string[]; groups?: string[]; ttl?: string }): Promise<string>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startVigil(opts: { command?: string; config?: Record<string, unknown>; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<VigilProcess> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'vigil-'));
+  const gatewayPort = await freePort();
+  const apiPort = await freePort();
+  const config = {
+    mode: 'embedded',
+    data_dir: dataDir,
+    gateway: { id: 'gw-test', postgres: { listen_host: '127.0.0.1', listen_port: gatewayPort } },
+    targets: [{ id: 'local-pg', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres' }],
+    log: { kind: 'local' },
+    store: { kind: 'chdb' },
+    api: { listen_host: '127.0.0.1', listen_port: apiPort },
+    ...opts.config,
+  };
+  const configFile = join(dataDir, 'vigil.yaml');
+  writeFileSync(configFile, stringify(config));
+  const bin = join(ROOT, 'bin/vigil.mjs');
+  const child = spawn(process.execPath, [bin, opts.command ?? 'start', '--config', configFile], {
+    cwd: ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  // Ready when the gateway port accepts connections (or the process died).
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`vigil exited with ${child.exitCode} during start:\n${out}`);
+    if (await portOpen(gatewayPort)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`vigil did not listen on ${gatewayPort} within 60 s:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const cli = async (args: string[]) =>
+    new Promise<string>((resolve, reject) => {
+      const c = spawn(process.execPath, [bin, ...args, '--config', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let so = '';
+      let se = '';
+      c.stdout.on('data', (d) => (so += d));
+      c.stderr.on('data', (d) => (se += d));
+      c.on('exit', (code) => (code === 0 ? resolve(so) : reject(new Error(`vigil ${args[0]} exited ${code}: ${se}`))));
+    });
+
+  return {
+    child,
+    dataDir,
+    configFile,
+    gatewayPort,
+    apiPort,
+    output: () => out,
+    cli,
+    token: async (sub, o = {}) =>
+      (await cli(['token', '--sub', sub, '--roles', (o.roles ?? []).join(','), '--groups', (o.groups ?? []).join(','), '--ttl', o.ttl ?? '1h'])).trim(),
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+    s.connect(port, '127.0.0.1');
+  });
+}
