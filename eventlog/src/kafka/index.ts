@@ -1,0 +1,145 @@
+/**
+ * The Kafka implementation of the event log (distributed mode), on kafkajs.
+ *
+ *   const log = new KafkaEventLog({ brokers: ['127.0.0.1:19092'] });
+ *   await log.ensureTopics([Topics.frames]);
+ *   const producer = log.producer();            // idempotent, acks=all, linger batching
+ *   await producer.send(Topics.frames, [{ key: sessionId, value, headers }]);
+ *   const consumer = log.consumer({ groupId: 'ingest', topics: [Topics.frames] });
+ *   await consumer.run(async (batch) => { ...; });   // offsets committed after this resolves
+ */
+import { Kafka, type Admin, type KafkaConfig, type SASLOptions } from 'kafkajs';
+import type { ConnectionOptions } from 'node:tls';
+import type { Consumer, ConsumerOptions, EventLog, Producer } from '../types.ts';
+import { parseKafkaEventLogConfig, type KafkaEventLogConfig } from './config.ts';
+import { KafkaConsumer, type KafkaConsumerHooks } from './consumer.ts';
+import { describeKafkaError, kafkaLogError } from './errors.ts';
+import { kafkajsLogCreator, stderrLogSink, type KafkaLogSink } from './logger.ts';
+import { KafkaProducer } from './producer.ts';
+
+export { KafkaEventLogConfigSchema, parseKafkaEventLogConfig } from './config.ts';
+export type { KafkaEventLogConfig, KafkaEventLogConfigInput } from './config.ts';
+export { KafkaLogErrors, type KafkaLogErrorCode } from './errors.ts';
+export type { KafkaConsumerHooks } from './consumer.ts';
+export type { KafkaLogSink } from './logger.ts';
+
+export interface KafkaEventLogOptions {
+  /** Receives kafkajs WARN/ERROR entries (whitelisted fields only) and our own warnings. */
+  logger?: KafkaLogSink;
+}
+
+export class KafkaEventLog implements EventLog {
+  readonly kind = 'kafka' as const;
+  readonly config: KafkaEventLogConfig;
+  private readonly kafka: Kafka;
+  private readonly log: KafkaLogSink;
+  private admin: Admin | null = null;
+  private readonly producers = new Set<KafkaProducer>();
+  private readonly consumers = new Set<KafkaConsumer>();
+  private closed = false;
+
+  /** Throws LOG_ERR_KAFKA_CONFIG (every problem listed) on an invalid config. */
+  constructor(config: unknown, options: KafkaEventLogOptions = {}) {
+    this.config = parseKafkaEventLogConfig(config);
+    this.log = options.logger ?? stderrLogSink;
+    this.kafka = new Kafka(kafkajsConfig(this.config, this.log));
+  }
+
+  async ensureTopics(topics: string[]): Promise<void> {
+    this.assertOpen();
+    if (topics.length === 0) return;
+    const admin = await this.connectAdmin();
+    try {
+      // Resolves false when every topic already existed; throws for anything else.
+      await admin.createTopics({
+        waitForLeaders: true,
+        timeout: this.config.request_timeout_ms,
+        topics: [...new Set(topics)].map((topic) => ({
+          topic,
+          numPartitions: this.config.partitions,
+          replicationFactor: this.config.replication_factor,
+        })),
+      });
+    } catch (err) {
+      if (onlyAlreadyExists(err)) return;
+      throw kafkaLogError('LOG_ERR_KAFKA_ADMIN', `createTopics failed: ${describeKafkaError(err)}`, err);
+    }
+  }
+
+  producer(): Producer {
+    this.assertOpen();
+    const p = new KafkaProducer(this.kafka, this.config, (closed) => this.producers.delete(closed));
+    this.producers.add(p);
+    return p;
+  }
+
+  /** `hooks` are test seams (see KafkaConsumerHooks); production callers pass only options. */
+  consumer(options: ConsumerOptions, hooks?: KafkaConsumerHooks): Consumer {
+    this.assertOpen();
+    const c = new KafkaConsumer(this.kafka, this.config, options, this.log, hooks, (closed) =>
+      this.consumers.delete(closed),
+    );
+    this.consumers.add(c);
+    return c;
+  }
+
+  /** Stops consumers (after their in-flight batch), flushes and closes producers, closes admin. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.consumers].map((c) => c.stop()));
+    await Promise.all([...this.producers].map((p) => p.close()));
+    if (this.admin) await this.admin.disconnect().catch(() => {});
+    this.admin = null;
+  }
+
+  /** The kafkajs admin client, connected (shared; closed by close()). For tooling and tests. */
+  async connectAdmin(): Promise<Admin> {
+    this.assertOpen();
+    if (this.admin) return this.admin;
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+    } catch (err) {
+      throw kafkaLogError('LOG_ERR_KAFKA_CONNECT', `kafka admin could not connect: ${describeKafkaError(err)}`, err);
+    }
+    this.admin = admin;
+    return admin;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw kafkaLogError('LOG_ERR_KAFKA_CLOSED', 'kafka event log is closed');
+  }
+}
+
+function kafkajsConfig(c: KafkaEventLogConfig, log: KafkaLogSink): KafkaConfig {
+  const config: KafkaConfig = {
+    clientId: c.client_id,
+    brokers: [...c.brokers],
+    connectionTimeout: c.connection_timeout_ms,
+    requestTimeout: c.request_timeout_ms,
+    logCreator: kafkajsLogCreator(log),
+  };
+  if (c.ssl !== undefined) {
+    if (typeof c.ssl === 'boolean') {
+      config.ssl = c.ssl;
+    } else {
+      const tls: ConnectionOptions = { rejectUnauthorized: c.ssl.reject_unauthorized };
+      if (c.ssl.ca !== undefined) tls.ca = c.ssl.ca;
+      if (c.ssl.cert !== undefined) tls.cert = c.ssl.cert;
+      if (c.ssl.key !== undefined) tls.key = c.ssl.key;
+      if (c.ssl.servername !== undefined) tls.servername = c.ssl.servername;
+      config.ssl = tls;
+    }
+  }
+  if (c.sasl) config.sasl = { mechanism: c.sasl.mechanism, username: c.sasl.username, password: c.sasl.password } as SASLOptions;
+  return config;
+}
+
+/** kafkajs reports per-topic failures in a KafkaJSAggregateError; "already exists" is success here. */
+function onlyAlreadyExists(err: unknown): boolean {
+  const isExists = (e: unknown) => (e as { type?: unknown })?.type === 'TOPIC_ALREADY_EXISTS';
+  if (isExists(err)) return true;
+  const errors = (err as { errors?: unknown })?.errors;
+  return Array.isArray(errors) && errors.length > 0 && errors.every(isExists);
+}
