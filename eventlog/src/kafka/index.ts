@@ -10,7 +10,7 @@
  */
 import { Kafka, type Admin, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { ConnectionOptions } from 'node:tls';
-import type { Consumer, ConsumerOptions, EventLog, Producer } from '../types.ts';
+import type { ConsumerOptions, EventLog } from '../types.ts';
 import { parseKafkaEventLogConfig, type KafkaEventLogConfig } from './config.ts';
 import { KafkaConsumer, type KafkaConsumerHooks } from './consumer.ts';
 import { describeKafkaError, kafkaLogError } from './errors.ts';
@@ -20,7 +20,8 @@ import { KafkaProducer } from './producer.ts';
 export { KafkaEventLogConfigSchema, parseKafkaEventLogConfig } from './config.ts';
 export type { KafkaEventLogConfig, KafkaEventLogConfigInput } from './config.ts';
 export { KafkaLogErrors, type KafkaLogErrorCode } from './errors.ts';
-export type { KafkaConsumerHooks } from './consumer.ts';
+export { KafkaConsumer, type KafkaConsumerHooks } from './consumer.ts';
+export { KafkaProducer } from './producer.ts';
 export type { KafkaLogSink } from './logger.ts';
 
 export interface KafkaEventLogOptions {
@@ -66,7 +67,7 @@ export class KafkaEventLog implements EventLog {
     }
   }
 
-  producer(): Producer {
+  producer(): KafkaProducer {
     this.assertOpen();
     const p = new KafkaProducer(this.kafka, this.config, (closed) => this.producers.delete(closed));
     this.producers.add(p);
@@ -74,7 +75,7 @@ export class KafkaEventLog implements EventLog {
   }
 
   /** `hooks` are test seams (see KafkaConsumerHooks); production callers pass only options. */
-  consumer(options: ConsumerOptions, hooks?: KafkaConsumerHooks): Consumer {
+  consumer(options: ConsumerOptions, hooks?: KafkaConsumerHooks): KafkaConsumer {
     this.assertOpen();
     const c = new KafkaConsumer(this.kafka, this.config, options, this.log, hooks, (closed) =>
       this.consumers.delete(closed),

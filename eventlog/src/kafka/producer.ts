@@ -69,6 +69,7 @@ export class KafkaProducer implements Producer {
   private closing = false;
   private closed: Promise<void> | null = null;
   private idleWaiters: Array<() => void> = [];
+  private readonly counters = { sends: 0, records: 0, batches: 0 };
 
   constructor(
     kafka: Kafka,
@@ -114,6 +115,8 @@ export class KafkaProducer implements Producer {
       sizes.push(bytes);
       total += bytes;
     }
+    this.counters.sends++;
+    this.counters.records += records.length;
     return new Promise<void>((resolve, reject) => {
       const state: SendState = { remaining: records.length, settled: false, resolve, reject };
       const enqueue = () => this.enqueue(topic, records, sizes, state);
@@ -125,6 +128,11 @@ export class KafkaProducer implements Producer {
         this.roomWaiters.push({ bytes: total, wake: enqueue });
       }
     });
+  }
+
+  /** Counts since creation: send() calls and records accepted, sendBatch requests made. */
+  stats(): { sends: number; records: number; batches: number } {
+    return { ...this.counters };
   }
 
   /** Flush everything pending (ignoring linger), wait for acks, disconnect. Idempotent. */
@@ -198,6 +206,7 @@ export class KafkaProducer implements Producer {
     this.compact();
     if (this.head < this.queue.length) this.oldestQueuedAt = Date.now();
 
+    this.counters.batches++;
     try {
       await this.connect();
       await this.producer.sendBatch({
