@@ -63,7 +63,13 @@ CREATE TABLE IF NOT EXISTS events
 ENGINE = ReplacingMergeTree
 ORDER BY (session_id, seq);
 
--- Decoded PostgreSQL statements (one row per simple Query statement batch or extended Execute).
+-- Decoded PostgreSQL statements: one row per simple Query message (a multi-statement string is
+-- one row: full text, command tags joined by '; ', rows summed) and one per extended Execute (or
+-- failed Parse/Bind). Keyed by the seq of the frame that carried the request.
+--
+-- Version = statement_known: 1 when ingest saw the request that defined the statement, 0 when it
+-- re-decoded from an offset after the Parse (restart mid-session; statement text ''). A partial
+-- re-decode of a (session_id, seq) therefore never replaces the complete row.
 CREATE TABLE IF NOT EXISTS queries
 (
     session_id      String,
@@ -83,7 +89,8 @@ CREATE TABLE IF NOT EXISTS queries
     bytes           UInt64,
     sqlstate        String,
     error           String,
+    statement_known UInt8 DEFAULT 1,
     INDEX idx_time time TYPE minmax GRANULARITY 4
 )
-ENGINE = ReplacingMergeTree
+ENGINE = ReplacingMergeTree(statement_known)
 ORDER BY (session_id, seq);

@@ -10,9 +10,15 @@ function run(frames: PgFrame[], sessionId = 's1') {
   const state = newDecoderState();
   const counters: DecodeCounters = { orphans: 0, ignored: 0 };
   const out: QueryEvent[] = [];
-  for (const f of frames) out.push(...decodeFrame(state, sessionId, f, counters));
+  const known: boolean[] = [];
+  for (const f of frames) {
+    for (const d of decodeFrame(state, sessionId, f, counters)) {
+      out.push(d.query);
+      known.push(d.statement_known);
+    }
+  }
   for (const q of out) assert.deepEqual(validateEvent(q), [], `query event at seq ${q.seq} is schema-valid`);
-  return { out, state, counters };
+  return { out, state, counters, known };
 }
 
 const handshake = [m.Startup('alice', 'app'), m.AuthenticationOk(), m.ParameterStatus('server_version', '15.8'), m.BackendKeyData(7, 9), m.ReadyForQuery()];
@@ -239,13 +245,14 @@ test('unknown message types pass through', () => {
 });
 
 test('restart mid-query: orphan responses are counted, the next query decodes', () => {
-  const { out, counters } = run(m.frames([m.DataRow(['1']), m.CommandComplete('SELECT 1'), m.ReadyForQuery(), m.Bind('', 'from_before', ['x']), m.Execute(), m.Sync(), m.BindComplete(), m.CommandComplete('UPDATE 1'), m.ReadyForQuery(), m.Query('select 2'), m.CommandComplete('SELECT 1'), m.ReadyForQuery()], 40));
+  const { out, counters, known } = run(m.frames([m.DataRow(['1']), m.CommandComplete('SELECT 1'), m.ReadyForQuery(), m.Bind('', 'from_before', ['x']), m.Execute(), m.Sync(), m.BindComplete(), m.CommandComplete('UPDATE 1'), m.ReadyForQuery(), m.Query('select 2'), m.CommandComplete('SELECT 1'), m.ReadyForQuery()], 40));
   assert.equal(counters.orphans, 2);
   assert.equal(out.length, 2);
   assert.equal(out[0]!.statement, '', 'statement parsed before the restart point is unknown');
   assert.equal(out[0]!.statement_name, 'from_before');
   assert.deepEqual(out[0]!.params, ['x']);
   assert.equal(out[1]!.statement, 'select 2');
+  assert.deepEqual(known, [false, true]);
 });
 
 test('session end flushes statements in flight', () => {
@@ -253,7 +260,7 @@ test('session end flushes statements in flight', () => {
   const counters = { orphans: 0, ignored: 0 };
   const [f] = m.frames([m.Query('select pg_sleep(100)')]);
   assert.deepEqual(decodeFrame(state, 's', f!, counters), []);
-  const out = finishSession(state, 's', { seq: 99, time: f!.time + 5 });
+  const out = finishSession(state, 's', { seq: 99, time: f!.time + 5 }).map((d) => d.query);
   assert.equal(out.length, 1);
   assert.equal(out[0]!.end_seq, 99);
   assert.match(out[0]!.error!, /session ended/);

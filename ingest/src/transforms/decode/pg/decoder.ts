@@ -63,10 +63,10 @@ interface Acc {
 type Pending =
   | { op: 'query'; seq: number; time: number; text: string; acc: Acc } // simple Query, done at ReadyForQuery
   | { op: 'parse'; seq: number; time: number; name: string; text: string } // → ParseComplete
-  | { op: 'bind'; seq: number; time: number; statement: string; text: string; params: (string | null)[] } // → BindComplete
+  | { op: 'bind'; seq: number; time: number; statement: string; text: string; known: boolean; params: (string | null)[] } // → BindComplete
   | { op: 'describe' } // → [ParameterDescription] RowDescription | NoData
   | { op: 'close' } // → CloseComplete
-  | { op: 'execute'; seq: number; time: number; statement: string; text: string; params: (string | null)[]; acc: Acc } // → CommandComplete | EmptyQuery | PortalSuspended
+  | { op: 'execute'; seq: number; time: number; statement: string; text: string; known: boolean; params: (string | null)[]; acc: Acc } // → CommandComplete | EmptyQuery | PortalSuspended
   | { op: 'sync' }; // → ReadyForQuery
 
 /** Serializable (structuredClone-able) per-session decoder state. */
@@ -74,7 +74,7 @@ export interface DecoderState {
   /** Prepared statements by name ('' = unnamed), as the client defined them. */
   statements: Record<string, string>;
   /** Bound portals by name. */
-  portals: Record<string, { statement: string; text: string; params: (string | null)[] }>;
+  portals: Record<string, { statement: string; text: string; known: boolean; params: (string | null)[] }>;
   pending: Pending[];
   /** Inside a COPY sub-protocol. */
   copy: 'none' | 'in' | 'out';
@@ -85,6 +85,17 @@ export interface DecodeCounters {
   orphans: number;
   /** Frames whose type the decoder does not act on (startup, notices, notifications, …). */
   ignored: number;
+}
+
+/**
+ * A decoded statement. `statement_known` is false when the request that defined the statement
+ * (Parse) preceded the point the decoder started from (restart mid-session): the text is then ''.
+ * The sink stores it as the `queries` row version, so such a partial re-decode never replaces a
+ * complete row of the same (session_id, seq).
+ */
+export interface Decoded {
+  query: QueryEvent;
+  statement_known: boolean;
 }
 
 export function newDecoderState(): DecoderState {
@@ -102,10 +113,10 @@ export function queryEventId(sessionId: string, seq: number): string {
 function event(
   sessionId: string,
   kind: 'simple' | 'extended',
-  req: { seq: number; time: number; text: string; statement?: string; params?: (string | null)[] },
+  req: { seq: number; time: number; text: string; known?: boolean; statement?: string; params?: (string | null)[] },
   acc: Acc,
   end: { seq: number; time: number },
-): QueryEvent {
+): Decoded {
   const q: QueryEvent = {
     type: 'query',
     version: 1,
@@ -125,14 +136,14 @@ function event(
   if (acc.tags.length > 0) q.command_tag = acc.tags.join('; ');
   if (acc.sqlstate !== undefined) q.sqlstate = acc.sqlstate;
   if (acc.error !== undefined) q.error = acc.error;
-  return q;
+  return { query: q, statement_known: req.known ?? true };
 }
 
 /**
- * Fold one frame into `state` (mutated) and return the query events it completes.
+ * Fold one frame into `state` (mutated) and return the statements it completes.
  * Throws `PgMessageError` on a malformed message; the caller resets the session's state.
  */
-export function decodeFrame(state: DecoderState, sessionId: string, frame: PgFrame, counters: DecodeCounters): QueryEvent[] {
+export function decodeFrame(state: DecoderState, sessionId: string, frame: PgFrame, counters: DecodeCounters): Decoded[] {
   const type = frame.msg_type;
   if (type === undefined || type.length !== 1) {
     counters.ignored++; // Startup, SSLRequest, CancelRequest, password exchange without a letter…
@@ -141,7 +152,7 @@ export function decodeFrame(state: DecoderState, sessionId: string, frame: PgFra
   return frame.direction === 'c2s' ? frontend(state, type, frame, counters) : backend(state, sessionId, type, frame, counters);
 }
 
-function frontend(state: DecoderState, type: string, f: PgFrame, counters: DecodeCounters): QueryEvent[] {
+function frontend(state: DecoderState, type: string, f: PgFrame, counters: DecodeCounters): Decoded[] {
   const at = { seq: f.seq, time: f.time };
   switch (type) {
     case Frontend.Query:
@@ -155,15 +166,16 @@ function frontend(state: DecoderState, type: string, f: PgFrame, counters: Decod
     }
     case Frontend.Bind: {
       const b = parseBind(bodyOf(type, f.data));
+      const known = b.statement in state.statements;
       const text = state.statements[b.statement] ?? '';
-      state.portals[b.portal] = { statement: b.statement, text, params: b.params };
-      state.pending.push({ op: 'bind', ...at, statement: b.statement, text, params: b.params });
+      state.portals[b.portal] = { statement: b.statement, text, known, params: b.params };
+      state.pending.push({ op: 'bind', ...at, statement: b.statement, text, known, params: b.params });
       break;
     }
     case Frontend.Execute: {
       const { portal } = parseExecute(bodyOf(type, f.data));
-      const p = state.portals[portal] ?? { statement: '', text: '', params: [] };
-      state.pending.push({ op: 'execute', ...at, statement: p.statement, text: p.text, params: p.params, acc: newAcc() });
+      const p = state.portals[portal] ?? { statement: '', text: '', known: false, params: [] };
+      state.pending.push({ op: 'execute', ...at, statement: p.statement, text: p.text, known: p.known, params: p.params, acc: newAcc() });
       break;
     }
     case Frontend.Describe:
@@ -207,7 +219,7 @@ function complete(acc: Acc, f: PgFrame): void {
   acc.end_time = f.time;
 }
 
-function backend(state: DecoderState, sessionId: string, type: string, f: PgFrame, counters: DecodeCounters): QueryEvent[] {
+function backend(state: DecoderState, sessionId: string, type: string, f: PgFrame, counters: DecodeCounters): Decoded[] {
   const head = state.pending[0];
   const end = { seq: f.seq, time: f.time };
   const shiftIf = (op: Pending['op']): boolean => {
@@ -308,7 +320,7 @@ function backend(state: DecoderState, sessionId: string, type: string, f: PgFram
   }
 }
 
-function error(state: DecoderState, sessionId: string, f: PgFrame, counters: DecodeCounters): QueryEvent[] {
+function error(state: DecoderState, sessionId: string, f: PgFrame, counters: DecodeCounters): Decoded[] {
   state.copy = 'none';
   const fields = parseErrorResponse(bodyOf(Backend.ErrorResponse, f.data));
   const head = state.pending[0];
@@ -327,7 +339,7 @@ function error(state: DecoderState, sessionId: string, f: PgFrame, counters: Dec
     return [];
   }
   // Extended protocol: the server discards messages up to the next Sync.
-  const out: QueryEvent[] = [];
+  const out: Decoded[] = [];
   const failed = { sqlstate: fields.sqlstate, error: fields.message };
   if (head.op === 'execute') {
     head.acc.rows += head.acc.stmt_rows;
@@ -345,8 +357,8 @@ function error(state: DecoderState, sessionId: string, f: PgFrame, counters: Dec
  * The session ended: statements still in flight (sent, never answered) become events with an
  * error saying so — a statement the target may have run is never silently dropped.
  */
-export function finishSession(state: DecoderState, sessionId: string, end: { seq: number; time: number }): QueryEvent[] {
-  const out: QueryEvent[] = [];
+export function finishSession(state: DecoderState, sessionId: string, end: { seq: number; time: number }): Decoded[] {
+  const out: Decoded[] = [];
   for (const p of state.pending) {
     if (p.op !== 'query' && p.op !== 'execute') continue;
     const acc = { ...p.acc, rows: p.acc.rows + p.acc.stmt_rows, error: p.acc.error ?? 'session ended before the statement completed' };

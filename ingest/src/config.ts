@@ -1,0 +1,48 @@
+/**
+ * Ingest configuration: validated once, defaults from the schema, unknown keys rejected, every
+ * problem reported at once, the result frozen. Precedence (explicit > environment > default) is
+ * resolved by the caller that merges files and environment; this module validates the result.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { Topics } from '@vigil/eventlog/types';
+import { IngestError } from './errors.ts';
+
+export const IngestConfigSchema = Type.Object(
+  {
+    /** Consumer group: offsets are committed per group; every ingest process of a deployment shares it. */
+    group_id: Type.String({ minLength: 1, default: 'vigil-ingest' }),
+    /** Chained-event topics to consume (the gateway's per-session streams). */
+    topics: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, default: [Topics.frames] }),
+    /** Upper bound on rows per ClickHouse insert; also the log batch size asked of the consumer. */
+    max_batch_rows: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000 }),
+    /**
+     * How long rows of a log batch may wait for batches of other partitions to share one insert.
+     * 0 = insert each log batch on its own as soon as it is decoded.
+     */
+    flush_interval_ms: Type.Integer({ minimum: 0, maximum: 60_000, default: 0 }),
+    /** First delay before retrying a retriable store error; doubles per attempt (with jitter). */
+    retry_backoff_ms: Type.Integer({ minimum: 1, maximum: 60_000, default: 100 }),
+    /** Give up retrying in place after this long; the handler rejects and the log redelivers. */
+    retry_max_ms: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 30_000 }),
+    /** Log statements/parameters in decode errors. Never enable in production. */
+    debug_payloads: Type.Boolean({ default: false }),
+  },
+  { additionalProperties: false },
+);
+
+export const IngestSection = Type.Object({ ingest: IngestConfigSchema }, { additionalProperties: true });
+
+export type IngestConfigInput = Partial<Static<typeof IngestConfigSchema>>;
+export type IngestConfig = Readonly<Static<typeof IngestConfigSchema>>;
+
+/** Validate `{ ingest: {...} }` or the bare section; throws ING_ERR_CONFIG listing every problem. */
+export function loadIngestConfig(input: { ingest?: IngestConfigInput } | IngestConfigInput = {}): IngestConfig {
+  const section = (input as { ingest?: unknown }).ingest ?? input;
+  const value = Value.Default(IngestConfigSchema, structuredClone(section ?? {}));
+  const errors = [...Value.Errors(IngestConfigSchema, value)].map((e) => `ingest${e.path.replaceAll('/', '.')}: ${e.message}`);
+  if (errors.length > 0) throw new IngestError('ING_ERR_CONFIG', `invalid ingest configuration:\n  ${errors.join('\n  ')}`);
+  const config = value as Static<typeof IngestConfigSchema>;
+  Object.freeze(config.topics);
+  return Object.freeze(config);
+}
