@@ -53,3 +53,15 @@ test('error codes are unique, prefixed and described', () => {
   const retriable = Object.entries(IDENTITY_ERRORS).filter(([, i]) => i.retriable).map(([c]) => c);
   assert.deepEqual(retriable, ['ID_ERR_JWKS_UNAVAILABLE']);
 });
+
+test('every ID_ERR code is documented in docs/errors.md', async () => {
+  const { readFileSync } = await import('node:fs');
+  const docs = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
+  const section = docs.slice(docs.indexOf('## Identity (ID_ERR_*)'));
+  assert.ok(docs.includes('## Identity (ID_ERR_*)'));
+  for (const [code, info] of Object.entries(IDENTITY_ERRORS)) {
+    const row = section.split('\n').find((l) => l.startsWith(`| \`${code}\``));
+    assert.ok(row, `${code} is not documented`);
+    assert.ok(row.includes(`| ${info.retriable ? 'yes' : 'no'} |`));
+  }
+});

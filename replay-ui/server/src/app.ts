@@ -1,0 +1,71 @@
+/**
+ * The API server: a Fastify instance assembled from plugins, not yet listening (the CLI listens;
+ * tests use `inject()`). Registration order matters only for the global plugins: problems (error
+ * shape) → auth (who may call what) → metrics; feature plugins follow and declare what they need.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { Registry } from 'prom-client';
+import type { TokenVerifier } from '@vigil/identity/types';
+import type { DevIssuer } from '@vigil/identity/dev-issuer';
+import { parseApiConfig, type ApiConfig, type ApiConfigInput } from './config.ts';
+import { problemsPlugin } from './plugins/problems.ts';
+import { authPlugin, guardRoute } from './plugins/auth.ts';
+import { metricsPlugin } from './plugins/metrics.ts';
+import { healthPlugin } from './plugins/health.ts';
+import { sessionsPlugin } from './plugins/sessions.ts';
+import { devIssuerPlugin } from './plugins/dev-issuer.ts';
+
+export interface ApiRoute {
+  method: string;
+  url: string;
+  roles: readonly string[] | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route as registered (recorded by the same onRoute hook that guards access). */
+    apiRoutes: readonly ApiRoute[];
+  }
+}
+
+export interface BuildApiOptions {
+  config: ApiConfig | Partial<ApiConfigInput>;
+  verifier: TokenVerifier;
+  store: ClickHouseClient;
+  devIssuer?: DevIssuer;
+  logger?: FastifyBaseLogger;
+  /** Prometheus registry to expose on /metrics (the CLI shares one across components). */
+  registry?: Registry;
+  /** Alias of `registry`. */
+  metrics?: Registry;
+}
+
+export async function buildApi(options: BuildApiOptions): Promise<FastifyInstance> {
+  const config = parseApiConfig(options.config);
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    bodyLimit: 64 * 1024,
+    // Unknown query parameters are refused, not silently dropped: a mistyped filter must not
+    // quietly widen a search over audit data.
+    ajv: { customOptions: { removeAdditional: false } },
+  }) as unknown as FastifyInstance;
+
+  // Installed before any plugin so that no route, whoever registers it, escapes the check.
+  const routes: ApiRoute[] = [];
+  app.decorate('apiRoutes', routes);
+  app.addHook('onRoute', (route) => {
+    guardRoute(route);
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
+      routes.push({ method, url: route.url, roles: (route.config as { roles?: readonly string[] } | undefined)?.roles });
+    }
+  });
+
+  await app.register(problemsPlugin);
+  await app.register(authPlugin, { verifier: options.verifier });
+  await app.register(metricsPlugin, { registry: options.registry ?? options.metrics });
+  await app.register(healthPlugin, { store: options.store });
+  await app.register(sessionsPlugin, { store: options.store, config });
+  if (options.devIssuer) await app.register(devIssuerPlugin, { devIssuer: options.devIssuer });
+  return app;
+}

@@ -1,0 +1,168 @@
+/**
+ * Request and response schemas of every route. Responses are serialised through these (fast-json-
+ * stringify), so a column added to a table or a field added to a row object never reaches a client
+ * until it is declared here.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+/** Error responses every route can produce (auth, validation, store, internal). */
+export function withProblems<T extends Record<number, TSchema>>(ok: T) {
+  return { ...ok, '4xx': ProblemSchema, '5xx': ProblemSchema };
+}
+
+/** A µs timestamp as an ISO-8601 string with microseconds, e.g. 2026-01-02T03:04:05.123456Z. */
+const Iso = Type.String();
+
+export const SessionSchema = Type.Object(
+  {
+    session_id: Type.String(),
+    started_at: Iso,
+    ended_at: Type.Union([Iso, Type.Null()]),
+    sub: Type.String(),
+    groups: Type.Array(Type.String()),
+    issuer: Type.String(),
+    actor_kind: Type.String(),
+    client_addr: Type.String(),
+    client_app: Type.String(),
+    target_id: Type.String(),
+    protocol: Type.String(),
+    target_addr: Type.String(),
+    db_name: Type.String(),
+    db_user: Type.String(),
+    gateway_id: Type.String(),
+    tls: Type.Boolean(),
+    upstream_tls: Type.Boolean(),
+    /** '' while the session is live. */
+    end_reason: Type.String(),
+    end_detail: Type.String(),
+    duration_us: Type.Number(),
+    bytes_c2s: Type.Number(),
+    bytes_s2c: Type.Number(),
+    messages_c2s: Type.Number(),
+    messages_s2c: Type.Number(),
+    last_hash: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type Session = Static<typeof SessionSchema>;
+
+export const QuerySchema = Type.Object(
+  {
+    seq: Type.Number(),
+    end_seq: Type.Number(),
+    event_id: Type.String(),
+    time: Iso,
+    duration_us: Type.Number(),
+    protocol_kind: Type.String(),
+    statement: Type.String(),
+    statement_name: Type.String(),
+    /** Bound parameters as stored (masked by ingest); null for SQL NULL. */
+    params: Type.Array(Type.Union([Type.String(), Type.Null()])),
+    command_tag: Type.String(),
+    rows: Type.Number(),
+    bytes: Type.Number(),
+    sqlstate: Type.String(),
+    error: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type Query = Static<typeof QuerySchema>;
+
+/** A time bound: ISO-8601 (with up to µs) or integer µs since the epoch. */
+const TimeParam = Type.String({ minLength: 1, maxLength: 40 });
+
+export const ListSessionsQuerySchema = Type.Object(
+  {
+    sub: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+    target_id: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+    protocol: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    /** Sessions started at or after. */
+    from: Type.Optional(TimeParam),
+    /** Sessions started strictly before. */
+    to: Type.Optional(TimeParam),
+    limit: Type.Optional(Type.Integer({ minimum: 1 })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+  },
+  { additionalProperties: false },
+);
+export type ListSessionsQuery = Static<typeof ListSessionsQuerySchema>;
+
+export const SessionListSchema = Type.Object(
+  {
+    items: Type.Array(SessionSchema),
+    /** Opaque; pass back as `cursor` for the next (older) page. null on the last page. */
+    next_cursor: Type.Union([Type.String(), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+
+export const SessionParamsSchema = Type.Object(
+  { id: Type.String({ minLength: 1, maxLength: 256 }) },
+  { additionalProperties: false },
+);
+
+export const SessionDetailQuerySchema = Type.Object(
+  {
+    /** Return queries with seq strictly greater than this (paging through long sessions). */
+    queries_after: Type.Optional(Type.Integer({ minimum: 0 })),
+    queries_limit: Type.Optional(Type.Integer({ minimum: 1 })),
+  },
+  { additionalProperties: false },
+);
+
+export const SessionDetailSchema = Type.Object(
+  {
+    session: SessionSchema,
+    /** In session order (seq). */
+    queries: Type.Array(QuerySchema),
+    /** Pass as `queries_after` for the next queries; null when there are no more. */
+    queries_next: Type.Union([Type.Number(), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+
+export const HealthSchema = Type.Object({ status: Type.String() }, { additionalProperties: false });
+
+export const DiscoverySchema = Type.Object(
+  {
+    issuer: Type.String(),
+    jwks_uri: Type.String(),
+    id_token_signing_alg_values_supported: Type.Array(Type.String()),
+    subject_types_supported: Type.Array(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+/** Public members only: even if a private JWK slipped in, `d`, `p`, `q`… cannot be serialised. */
+export const JwksSchema = Type.Object(
+  {
+    keys: Type.Array(
+      Type.Object(
+        {
+          kty: Type.String(),
+          kid: Type.Optional(Type.String()),
+          alg: Type.Optional(Type.String()),
+          use: Type.Optional(Type.String()),
+          crv: Type.Optional(Type.String()),
+          x: Type.Optional(Type.String()),
+          y: Type.Optional(Type.String()),
+          n: Type.Optional(Type.String()),
+          e: Type.Optional(Type.String()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
