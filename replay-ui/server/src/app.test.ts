@@ -223,6 +223,7 @@ describe('GET /api/sessions/:id', () => {
     assert.deepEqual(body.queries.map((q: any) => q.statement), ['select 3', 'select 5', 'select 7']);
     for (const q of body.queries) assert.deepEqual(Object.keys(q).sort(), schemaKeys(QuerySchema));
     assert.deepEqual(body.queries[0].params, ['1', null]);
+    assert.equal(body.queries[0].statement_known, true);
     assert.equal(body.queries_next, null);
   });
 

@@ -67,6 +67,8 @@ export const QuerySchema = Type.Object(
     protocol_kind: Type.String(),
     statement: Type.String(),
     statement_name: Type.String(),
+    /** false when ingest re-decoded after a restart without seeing the Parse: `statement` is then ''. */
+    statement_known: Type.Boolean(),
     /** Bound parameters as stored (masked by ingest); null for SQL NULL. */
     params: Type.Array(Type.Union([Type.String(), Type.Null()])),
     command_tag: Type.String(),

@@ -155,7 +155,8 @@ export async function getSession(store: ClickHouseClient, id: string): Promise<S
   return rows[0] ? toSession(rows[0]) : undefined;
 }
 
-type QueryRow = Omit<Query, 'seq' | 'end_seq' | 'time' | 'duration_us' | 'rows' | 'bytes'> & {
+type QueryRow = Omit<Query, 'seq' | 'end_seq' | 'time' | 'duration_us' | 'rows' | 'bytes' | 'statement_known'> & {
+  statement_known: number | boolean;
   seq: string;
   end_seq: string;
   time_us: string;
@@ -172,7 +173,7 @@ export async function listQueries(
   const rows = await (
     await store.query({
       query: `SELECT seq, end_seq, event_id, toUnixTimestamp64Micro(time) AS time_us, duration_us,
-          protocol_kind, statement, statement_name, params, command_tag, rows, bytes, sqlstate, error
+          protocol_kind, statement, statement_name, statement_known, params, command_tag, rows, bytes, sqlstate, error
         FROM queries FINAL
         WHERE session_id = {id:String} AND seq > {after:Int64}
         ORDER BY seq ASC
@@ -192,6 +193,7 @@ export async function listQueries(
     protocol_kind: r.protocol_kind,
     statement: r.statement,
     statement_name: r.statement_name,
+    statement_known: Boolean(Number(r.statement_known)),
     params: r.params,
     command_tag: r.command_tag,
     rows: Number(r.rows),
