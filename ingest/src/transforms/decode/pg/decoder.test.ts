@@ -279,3 +279,41 @@ test('state is structured-cloneable (snapshots for redelivery)', () => {
   for (const f of m.frames([m.Parse('a', 'select 1'), m.Bind('', 'a', [null]), m.Execute()])) decodeFrame(state, 's', f, { orphans: 0, ignored: 0 });
   assert.deepEqual(structuredClone(state), state);
 });
+
+test('recorded real traffic (fixtures/recorded.json, captured from PostgreSQL 15)', async () => {
+  const { readFileSync } = await import('node:fs');
+  const rec = JSON.parse(readFileSync(new URL('./fixtures/recorded.json', import.meta.url), 'utf8')) as {
+    sessions: { direction: 'c2s' | 's2c'; msg_type: string; hex: string }[][];
+  };
+  const asFrames = (s: (typeof rec.sessions)[number]): PgFrame[] => s.map((x, i) => ({ seq: i + 1, time: 1000 + i * 10, direction: x.direction, msg_type: x.msg_type, data: Buffer.from(x.hex, 'hex') }));
+  const pgSession = run(asFrames(rec.sessions[0]!));
+  assert.deepEqual(
+    pgSession.out.map((q) => [q.protocol_kind, q.command_tag ?? '', q.rows, q.sqlstate ?? '']),
+    [
+      ['simple', 'SELECT 1', 1, ''],
+      ['simple', 'CREATE TABLE; INSERT 0 2; SELECT 2', 4, ''],
+      ['simple', '', 0, '42P01'],
+      ['simple', '', 0, ''],
+      ['extended', 'SELECT 1', 1, ''],
+      ['simple', 'LISTEN', 0, ''],
+      ['simple', 'NOTIFY', 0, ''],
+    ],
+  );
+  const ext = pgSession.out[4]!;
+  assert.equal(ext.statement, 'select $1::text as t, $2::bytea as b, $3::int as n');
+  assert.equal(ext.params[0], 'héllo');
+  assert.match(ext.params[1]!, /^\\x(deadbeef|5c786465616462656566)$/, 'bytea param as sent (binary → \\x hex)');
+  assert.equal(ext.params[2], null);
+  assert.equal(pgSession.counters.orphans, 0);
+  const psql = run(asFrames(rec.sessions[1]!));
+  assert.deepEqual(
+    psql.out.map((q) => [q.statement, q.command_tag, q.rows]),
+    [
+      ['create temp table c (a int);', 'CREATE TABLE', 0],
+      ['copy c from stdin;', 'COPY 3', 3],
+      ['copy c to stdout;', 'COPY 3', 3],
+    ],
+  );
+  assert.equal(psql.out[1]!.bytes, 9, 'psql sends "1\\n2\\n3\\n\\\\.\\n" as CopyData');
+  assert.equal(psql.out[2]!.bytes, 6);
+});
