@@ -19,9 +19,9 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parseIdentityConfig, type IdentityConfig } from '@vigil/identity/config';
 import { parseLocalEventLogConfig, type LocalEventLogConfig } from '@vigil/eventlog/local/config';
-import { parseKafkaConfig, type KafkaConfig } from '@vigil/eventlog/kafka/config';
+import { parseKafkaEventLogConfig as parseKafkaConfig, type KafkaEventLogConfig as KafkaConfig } from '@vigil/eventlog/kafka/config';
 import { parseGatewayConfig, type GatewayConfig } from '@vigil/gateway/config';
-import { parseIngestConfig, type IngestConfig } from '@vigil/ingest/config';
+import { loadIngestConfig as parseIngestConfig, type IngestConfig } from '@vigil/ingest/config';
 import { parseApiConfig, type ApiConfig } from '@vigil/replay-ui/config';
 import type { StoreConfig } from '@vigil/ingest/store/client';
 

@@ -37,14 +37,16 @@ export interface VigilProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startVigil(opts: { command?: string; config?: Record<string, unknown>; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<VigilProcess> {
+export async function startVigil(
+  opts: { command?: string; config?: Record<string, unknown>; dataDir?: string; env?: NodeJS.ProcessEnv; gatewayId?: string } = {},
+): Promise<VigilProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'vigil-'));
   const gatewayPort = await freePort();
   const apiPort = await freePort();
   const config = {
     mode: 'embedded',
     data_dir: dataDir,
-    gateway: { id: 'gw-test', postgres: { listen_host: '127.0.0.1', listen_port: gatewayPort } },
+    gateway: { id: opts.gatewayId ?? 'gw-test', postgres: { listen_host: '127.0.0.1', listen_port: gatewayPort } },
     targets: [{ id: 'local-pg', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres' }],
     log: { kind: 'local' },
     store: { kind: 'chdb' },

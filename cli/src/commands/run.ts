@@ -12,7 +12,7 @@ import { createEventLog, createGatewayProducer } from '@vigil/eventlog';
 import { openStore, applyDdl, releaseStore } from '@vigil/ingest/store/client';
 import { createVerifier } from '@vigil/identity/verifier';
 import { openDevIssuer, type DevIssuer } from '@vigil/identity/dev-issuer';
-import { EventSink } from '@vigil/gateway/recorder';
+import { EventSink } from '@vigil/gateway/recorder/index';
 import { startGateway } from '@vigil/gateway';
 import { startIngest } from '@vigil/ingest';
 import { buildApi } from '@vigil/replay-ui/app';
@@ -78,7 +78,7 @@ export async function startComponents(config: VigilConfig, which: Components): P
         low_water_bytes: 16 * 1024 * 1024,
         retry_backoff_ms: 200,
       });
-      sink.on('failure', (err) => logger.error({ code: (err as { code?: string }).code }, 'event log write failed: new sessions are refused while fail_closed'));
+      sink.on('failure', (err: Error) => logger.error({ code: (err as { code?: string }).code }, 'event log write failed: new sessions are refused while fail_closed'));
       const gateway = await startGateway({
         config: config.gateway,
         verifier,
