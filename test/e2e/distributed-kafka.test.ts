@@ -73,13 +73,15 @@ test('frames through Kafka equal the wire, chains verify, and ingest lands them'
 
   const log = new KafkaEventLog({ brokers, client_id: `vigil-test-read-${run}` });
   try {
-    const ours = (s: Parameters<typeof ended>[0]) => startedOf(s)?.gateway_id === gatewayId || byAddr.has(startedOf(s)?.client_addr ?? '');
+    const ours = (s: Parameters<typeof ended>[0]) => startedOf(s)?.gateway_id === gatewayId;
     const recorded = await collectSessions(log, (m) => [...m.values()].filter((s) => ended(s) && ours(s)).length >= tee.connections.length, 120_000);
     let matched = 0;
     for (const s of recorded.values()) {
       const wire = byAddr.get(startedOf(s)?.client_addr ?? '');
-      if (!wire || !ended(s)) continue;
-      assertExact(s, wire);
+      if (!ours(s)) continue;
+      assert.ok(wire, `session ${s.id} from ${startedOf(s)?.client_addr} has a tee connection`);
+      assert.ok(ended(s), `session ${s.id} ended`);
+      assertExact(s, wire!);
       matched++;
     }
     assert.equal(matched, tee.connections.length);

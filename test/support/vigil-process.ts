@@ -35,10 +35,14 @@ export interface VigilProcess {
   cli(args: string[]): Promise<string>;
   token(sub: string, opts?: { roles?: string[]; groups?: string[]; ttl?: string }): Promise<string>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code, or the signal name when killed by one. */
+  exited: Promise<number | string | null>;
 }
 
 export async function startVigil(
-  opts: { command?: string; config?: Record<string, unknown>; dataDir?: string; env?: NodeJS.ProcessEnv; gatewayId?: string } = {},
+  opts: { command?: string; config?: Record<string, unknown>; dataDir?: string; env?: NodeJS.ProcessEnv; gatewayId?: string;
+    /** What means started: the gateway port (default), the API port, or nothing (return at once). */
+    ready?: 'gateway' | 'api' | 'none' } = {},
 ): Promise<VigilProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'vigil-'));
   const gatewayPort = await freePort();
@@ -64,16 +68,18 @@ export async function startVigil(
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
 
-  // Ready when the gateway port accepts connections (or the process died).
+  // Ready when the chosen port accepts connections (or the process died).
+  const readyPort = opts.ready === 'api' ? apiPort : gatewayPort;
   const deadline = Date.now() + 60_000;
   for (;;) {
+    if (opts.ready === 'none') break;
     if (child.exitCode !== null) throw new Error(`vigil exited with ${child.exitCode} during start:\n${out}`);
-    if (await portOpen(gatewayPort)) break;
+    if (await portOpen(readyPort)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`vigil did not listen on ${gatewayPort} within 60 s:\n${out}`);
+      throw new Error(`vigil did not listen on ${readyPort} within 60 s:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -98,9 +104,11 @@ export async function startVigil(
     cli,
     token: async (sub, o = {}) =>
       (await cli(['token', '--sub', sub, '--roles', (o.roles ?? []).join(','), '--groups', (o.groups ?? []).join(','), '--ttl', o.ttl ?? '1h'])).trim(),
+    exited,
     stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null) child.kill(signal);
-      return exited;
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const r = await exited;
+      return typeof r === 'number' ? r : null;
     },
   };
 }
