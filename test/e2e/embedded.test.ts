@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { LocalEventLog } from '@vigil/eventlog/local';
+import { LocalEventLog } from '@vigil/eventlog/local/index';
 import { startVigil, type VigilProcess } from '../support/vigil-process.ts';
 import { startTee, type Tee, type TeeConnection } from '../support/tee.ts';
 import { psql, pipelined, type Conn } from '../support/pg-clients.ts';
