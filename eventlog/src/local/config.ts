@@ -16,13 +16,14 @@ export const LocalEventLogConfigSchema = Type.Object(
     /** A segment is rolled once appending would take it past this size. */
     segment_bytes: Type.Integer({ minimum: 1024, default: 64 * MiB }),
     /**
-     * 'group': one write + one fsync per group commit, every fsync_interval_ms (default).
+     * 'group': one write + one fsync per group commit, at most one commit per fsync_interval_ms
+     *          (default; an idle log commits a lone send at once).
      * 'always': flush immediately on every send, no batching window (sends arriving while an fsync
      *           is in flight share the next one; each is fsync'd before it resolves).
      * 'never':  write() without fsync; durable against process crash, not against power loss.
      */
     fsync: Type.Union([Type.Literal('group'), Type.Literal('always'), Type.Literal('never')], { default: 'group' }),
-    /** Group-commit window. */
+    /** Minimum spacing of group commits under 'group' (bounds the fsync rate to 1000/interval per second). */
     fsync_interval_ms: Type.Number({ minimum: 0, maximum: 1000, default: 5 }),
     /** Bound on the bytes of all segments of all topics (pending, unwritten batches included). */
     max_bytes: Type.Integer({ minimum: 4096, default: 10 * GiB }),

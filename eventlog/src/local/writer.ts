@@ -7,9 +7,14 @@
  * every promise it covers. Flushes never overlap: sends arriving during a flush's fsync join the
  * next one, which is what makes the commit "group".
  *
- * Policies: 'group' flushes fsync_interval_ms after the first pending send (or at once past
- * max_pending_bytes); 'always' flushes at once (setImmediate) and fsyncs; 'never' flushes at once
- * and skips fsync (the promise resolves after write()).
+ * Policies:
+ * - 'group': at most one group commit per fsync_interval_ms (measured from the previous commit's
+ *   start), so an idle log commits a lone send at once (no added latency) and a busy one batches
+ *   everything that arrived during the interval and the previous fsync. Past max_pending_bytes it
+ *   commits without waiting for the interval (bounds memory).
+ * - 'always': commits as soon as the previous commit finished (setImmediate), fsync included;
+ *   batching then comes only from sends that arrived while an fsync was in flight.
+ * - 'never': like 'always' but without fsync (the promise resolves after write()).
  */
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -32,7 +37,7 @@ export class GroupCommitWriter {
   private waiters: Waiter[] = [];
   private dirty = new Set<TopicState>();
   private pendingBytes = 0;
-  private firstPendingAt = 0;
+  private lastFlushStart = 0;
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private flushing: Promise<void> | null = null;
@@ -77,7 +82,6 @@ export class GroupCommitWriter {
       topic.projectedSize += size;
     }
     this.dirty.add(topic);
-    if (this.pendingBytes === 0) this.firstPendingAt = Date.now();
     this.pendingBytes += total;
     const p = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.schedule();
@@ -87,7 +91,7 @@ export class GroupCommitWriter {
   private schedule(): void {
     if (this.flushing || this.immediate || this.waiters.length === 0) return;
     const interval = this.config.fsync_interval_ms;
-    const due = this.firstPendingAt + interval - Date.now();
+    const due = this.lastFlushStart + interval - Date.now();
     if (this.config.fsync !== 'group' || due <= 0 || this.pendingBytes >= this.config.max_pending_bytes) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = null;
@@ -105,6 +109,7 @@ export class GroupCommitWriter {
 
   private startFlush(): void {
     if (this.flushing || this.waiters.length === 0) return;
+    this.lastFlushStart = Date.now();
     this.flushing = this.flush().finally(() => {
       this.flushing = null;
       this.schedule();
