@@ -27,7 +27,7 @@ import { parseLocalEventLogConfig, type LocalEventLogConfig } from './config.ts'
 import { LocalConsumer, type ConsumerHost, type LocalConsumerOptions } from './consumer.ts';
 import { logError } from './errors.ts';
 import { acquireLock, type DirLock } from './lock.ts';
-import { fsyncDir, readAllCommitted } from './offsets.ts';
+import { fsyncDir, readAllCommitted, readCommitted } from './offsets.ts';
 import { encodedSize } from './record.ts';
 import { listSegments, recoverSegment } from './segment.ts';
 import { checkTopicName, TopicState } from './topic.ts';
@@ -300,6 +300,13 @@ export class LocalEventLog implements EventLog {
         this.used -= oldest.size;
       }
     }
+  }
+
+  /** A group's committed offset on a topic (the next offset it will read), if it ever committed. */
+  async committedOffset(groupId: string, topic: string): Promise<string | undefined> {
+    checkTopicName(topic);
+    const o = await readCommitted(join(this.config.dir, topic), groupId);
+    return o === undefined ? undefined : String(o);
   }
 
   /** True when a new session should be refused: sends are blocked, or a max-size record would not fit. */
