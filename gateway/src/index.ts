@@ -1,0 +1,123 @@
+/**
+ * @vigil/gateway entry point: `startGateway` validates what it is given, loads TLS material and
+ * checks every target secret resolves (fail fast: a typo in a SecretRef is a startup error, not a
+ * 3 a.m. login failure), then starts the protocol listeners (PostgreSQL today).
+ */
+import { readFile } from 'node:fs/promises';
+import tls from 'node:tls';
+import type { TokenVerifier } from '@vigil/identity/types';
+import type { EventSink } from './recorder/sink.ts';
+import { parseGatewayConfig, type GatewaySection, type TargetConfig } from './config.ts';
+import { gatewayError, isGatewayError } from './errors.ts';
+import { resolveSecret } from './secrets.ts';
+import { silentLogger, type Logger } from './logger.ts';
+import { PgProxy, type PgMetrics } from './protocols/pg/proxy.ts';
+
+export { parseGatewayConfig, type GatewayConfig, type GatewaySection, type TargetConfig } from './config.ts';
+export { GATEWAY_ERRORS, GatewayError, type GatewayErrorCode } from './errors.ts';
+export { type Logger, silentLogger } from './logger.ts';
+export { EventSink, SessionRecorder } from './recorder/index.ts';
+
+export const GATEWAY_VERSION = '0.1.0';
+
+export interface StartGatewayOptions {
+  /** The `gateway` section (parsed, or raw: it is validated either way). */
+  config: GatewaySection | Record<string, unknown>;
+  targets: readonly TargetConfig[] | readonly Record<string, unknown>[];
+  verifier: TokenVerifier;
+  sink: EventSink;
+  logger?: Logger;
+  /** Environment for SecretRef `{ env }` resolution; default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Gateway {
+  postgres: { host: string; port: number };
+  close(): Promise<void>;
+  activeSessions(): number;
+  metrics: { postgres: PgMetrics };
+}
+
+async function readPem(path: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw gatewayError('GW_ERR_TLS_CONFIG', `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+export async function startGateway(options: StartGatewayOptions): Promise<Gateway> {
+  const env = options.env ?? process.env;
+  const logger = options.logger ?? silentLogger;
+  // Re-validating a parsed config is cheap and keeps one code path for raw and parsed input.
+  const { gateway, targets } = parseGatewayConfig({ gateway: options.config, targets: options.targets }, env);
+  const pg = gateway.postgres;
+
+  let secureContext: tls.SecureContext | undefined;
+  if (pg.tls) {
+    const [cert, key] = await Promise.all([readPem(pg.tls.cert_file, 'certificate'), readPem(pg.tls.key_file, 'key')]);
+    try {
+      secureContext = tls.createSecureContext({ cert, key });
+    } catch (err) {
+      throw gatewayError('GW_ERR_TLS_CONFIG', `invalid TLS certificate/key (${pg.tls.cert_file}): ${(err as Error).message}`);
+    }
+  }
+  const targetCa = new Map<string, Buffer>();
+  const problems: string[] = [];
+  for (const t of targets) {
+    if (t.tls?.ca_file) targetCa.set(t.id, await readPem(t.tls.ca_file, `CA file of target "${t.id}"`));
+    if (t.password) {
+      try {
+        await resolveSecret(t.password, env);
+      } catch (err) {
+        if (!isGatewayError(err)) throw err;
+        problems.push(`target "${t.id}": ${err.message}`);
+      }
+    }
+  }
+  if (problems.length > 0) throw gatewayError('GW_ERR_SECRET_UNRESOLVED', problems.join('; '));
+
+  const proxy = new PgProxy({
+    listener: pg,
+    gatewayId: gateway.id,
+    gatewayVersion: GATEWAY_VERSION,
+    failClosed: gateway.fail_closed,
+    targets: new Map(targets.map((t) => [t.id, t])),
+    targetCa,
+    verifier: options.verifier,
+    sink: options.sink,
+    logger,
+    secureContext,
+  });
+  const onPressure = (on: boolean): void => proxy.onSinkPressure(on);
+  const onFailure = (err: Error): void =>
+    logger.error({ err: err.message, fail_closed: gateway.fail_closed }, 'event log failure: events cannot be made durable');
+  options.sink.on('pressure', onPressure);
+  options.sink.on('failure', onFailure);
+  let address: { host: string; port: number };
+  try {
+    address = await proxy.listen();
+  } catch (err) {
+    options.sink.off('pressure', onPressure);
+    options.sink.off('failure', onFailure);
+    throw err;
+  }
+  logger.info({ gateway_id: gateway.id, host: address.host, port: address.port, tls: !!secureContext, targets: targets.length }, 'pg gateway listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    postgres: address,
+    activeSessions: () => proxy.sessions.size,
+    metrics: { postgres: proxy.metrics },
+    close() {
+      closing ??= (async () => {
+        await proxy.close();
+        options.sink.off('pressure', onPressure);
+        options.sink.off('failure', onFailure);
+        await options.sink.drain();
+        logger.info({ gateway_id: gateway.id }, 'pg gateway closed');
+      })();
+      return closing;
+    },
+  };
+}

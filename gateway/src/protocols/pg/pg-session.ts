@@ -1,0 +1,539 @@
+/**
+ * One client connection through the PostgreSQL gateway: startup (TLS, GSSENC refusal, cancel),
+ * token authentication, upstream login, then the relay. Driven by the state machine in session.ts;
+ * framing by codec.ts; upstream login by upstream-auth.ts.
+ *
+ * Recorded stream (what frame events hold, per direction): exactly the bytes the client sent and
+ * received from the first message after the client's PasswordMessage on. s2c therefore starts with
+ * the gateway's AuthenticationOk, then the target's ParameterStatus/BackendKeyData (the gateway-issued
+ * key, as the client saw it)/ReadyForQuery…; c2s starts with the client's first query. The startup
+ * packets and the PasswordMessage (a bearer token) are never frames: the startup facts are in
+ * session.started, the token in nobody's log. The gateway↔target login (SCRAM/md5) is not recorded.
+ *
+ * Relay: each chunk is parsed (messages recorded as views into it) and then written on whole; no
+ * per-message copies, no waiting for the log. Backpressure: a full peer write buffer pauses the
+ * source until 'drain'; EventSink pressure pauses both sides.
+ */
+import type net from 'node:net';
+import tls from 'node:tls';
+import { randomUUID } from 'node:crypto';
+import type { EndReason } from '@vigil/schemas';
+import type { VerifiedIdentity } from '@vigil/identity/types';
+import { SessionRecorder } from '../../recorder/recorder.ts';
+import { GATEWAY_ERRORS, isGatewayError, type GatewayErrorCode } from '../../errors.ts';
+import { resolveSecret, type Secret } from '../../secrets.ts';
+import type { TargetConfig } from '../../config.ts';
+import * as codec from './codec.ts';
+import { FRONTEND_TYPE_VALID, GATEWAY_OWNED_PARAMS, TYPE_LETTER } from './messages.ts';
+import { PgEvent, PgState, canTransition, inStartupPhase, transition } from './session.ts';
+import { UpstreamAuth, type UpstreamAuthStep } from './upstream-auth.ts';
+import { dial, sendCancel, type DialTarget } from './upstream.ts';
+import type { SessionStarted } from '@vigil/schemas';
+import { tokenFailure } from './token.ts';
+import type { PgProxy } from './proxy.ts';
+
+/** PostgreSQL reads PasswordMessage with a 64 KiB cap (PG_MAX_AUTH_TOKEN_LENGTH); tokens fit well. */
+const MAX_AUTH_MESSAGE_BYTES = 65_540;
+const SOCKET_END_GRACE_MS = 5000;
+const validFrontend = (t: number): boolean => FRONTEND_TYPE_VALID[t] === 1;
+const clip = (s: string): string => (s.length > 100 ? `${s.slice(0, 100)}…` : s);
+
+type Side = 'client' | 'upstream';
+type IdentityAndTarget = Pick<
+  SessionStarted,
+  'client_addr' | 'sub' | 'groups' | 'issuer' | 'actor_kind' | 'target_id' | 'protocol' | 'target_addr' | 'db_user' | 'db_name'
+>;
+type EventKind = 'protocol' | 'auth' | 'none';
+
+export class PgSession {
+  readonly id = randomUUID();
+  readonly closed: Promise<void>;
+  private markClosed!: () => void;
+  private state = PgState.AwaitingStartup;
+  private client: net.Socket;
+  private upstream: net.Socket | undefined;
+  private readonly recorder: SessionRecorder;
+  private readonly startedAt = performance.now();
+  private readonly clientAddr: string;
+  private readonly startup: codec.StartupReader;
+  private readonly c2s = new codec.MessageReader({ maxFrameBytes: MAX_AUTH_MESSAGE_BYTES, validType: validFrontend });
+  private readonly s2c: codec.MessageReader;
+  private upstreamAuth: UpstreamAuth | undefined;
+  /** Client messages that arrived after the PasswordMessage, before relaying began. */
+  private early: Buffer[] = [];
+  private clientTls = false;
+  private upstreamTls = false;
+  private target: TargetConfig | undefined;
+  private dbName: string | undefined;
+  private claimedUser: string | undefined;
+  private clientApp: string | undefined;
+  private forwardParams = new Map<string, string>();
+  private identity: VerifiedIdentity | undefined;
+  private cancelPid: number | undefined;
+  /** Until the first ReadyForQuery (and a clean chunk boundary) s2c is handled message by message, to swap BackendKeyData. */
+  private s2cPerMessage = true;
+  private sawReady = false;
+  private readonly pauses: Record<Side, Set<string>> = { client: new Set(), upstream: new Set() };
+  private readonly draining: Record<Side, boolean> = { client: false, upstream: false };
+  private readonly authTimer: NodeJS.Timeout;
+  private ended = false;
+  private clientError: string | undefined;
+
+  constructor(
+    private readonly proxy: PgProxy,
+    socket: net.Socket,
+  ) {
+    const o = proxy.options;
+    this.closed = new Promise((r) => (this.markClosed = r));
+    this.client = socket;
+    this.clientAddr = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.recorder = new SessionRecorder(o.sink, this.id, { gateway_id: o.gatewayId, gateway_version: o.gatewayVersion });
+    this.startup = new codec.StartupReader(o.listener.max_startup_bytes);
+    this.s2c = new codec.MessageReader({ maxFrameBytes: o.listener.max_frame_bytes });
+    socket.setNoDelay(true);
+    this.attachClient(socket);
+    this.authTimer = setTimeout(() => this.refuse('GW_ERR_AUTH_TIMEOUT', 'authentication timeout', 'timeout'), o.listener.auth_timeout_ms);
+  }
+
+  // ---- plumbing ------------------------------------------------------------------------------
+
+  private attachClient(socket: net.Socket): void {
+    socket.on('data', this.onClientData);
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.clientError = err.code ?? 'error';
+      if (this.state === PgState.TlsHandshake) this.refuse('GW_ERR_TLS_HANDSHAKE', `TLS handshake failed (${this.clientError})`, 'refused');
+    });
+    socket.on('close', () => this.end('client_closed', this.clientError ? `client socket error ${this.clientError}` : 'client closed the connection'));
+  }
+
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      // A gateway bug must cost this session only, never the process or other sessions.
+      this.proxy.options.logger.error({ session_id: this.id, err: (err as Error).message, state: this.state }, 'pg session internal error');
+      this.refuse('GW_ERR_PROTOCOL', 'internal gateway error', 'protocol_error', 'none');
+    }
+  }
+
+  private move(event: PgEvent): void {
+    this.state = transition(this.state, event);
+  }
+
+  private socketOf(side: Side): net.Socket | undefined {
+    return side === 'client' ? this.client : this.upstream;
+  }
+
+  private pause(side: Side, reason: string): void {
+    this.pauses[side].add(reason);
+    this.socketOf(side)?.pause();
+  }
+
+  private resume(side: Side, reason: string): void {
+    this.pauses[side].delete(reason);
+    if (this.pauses[side].size === 0 && !this.ended) this.socketOf(side)?.resume();
+  }
+
+  /** Write toward `dest`; if its buffer is full, pause the other side until it drains. */
+  private write(dest: Side, data: Buffer): void {
+    const sock = this.socketOf(dest);
+    if (!sock || sock.destroyed) return;
+    if (!sock.write(data) && !this.draining[dest]) {
+      this.draining[dest] = true;
+      const source: Side = dest === 'client' ? 'upstream' : 'client';
+      this.pause(source, 'peer');
+      sock.once('drain', () => {
+        this.draining[dest] = false;
+        this.resume(source, 'peer');
+      });
+    }
+  }
+
+  setSinkPressure(on: boolean): void {
+    for (const side of ['client', 'upstream'] as const) on ? this.pause(side, 'sink') : this.resume(side, 'sink');
+  }
+
+  private checkMemory(): void {
+    const held =
+      this.startup.buffered + this.c2s.buffered + this.s2c.buffered + this.client.writableLength + (this.upstream?.writableLength ?? 0);
+    const max = this.proxy.options.listener.max_buffered_bytes_per_session;
+    if (held > max) this.refuse('GW_ERR_SESSION_MEMORY', `session buffered ${held} bytes, above max_buffered_bytes_per_session`, 'protocol_error');
+  }
+
+  private identityFields(): IdentityAndTarget {
+    const t = this.target;
+    const id = this.identity;
+    return {
+      client_addr: this.clientAddr,
+      ...(id ? { sub: id.sub, groups: id.groups, issuer: id.issuer, actor_kind: id.actor_kind } : {}),
+      ...(t ? { target_id: t.id, protocol: 'postgres' as const, target_addr: `${t.host}:${t.port}`, db_user: t.user } : {}),
+      ...(this.dbName !== undefined ? { db_name: this.dbName } : {}),
+    };
+  }
+
+  private dialTarget(t: TargetConfig): DialTarget {
+    const ca = this.proxy.options.targetCa.get(t.id);
+    return { id: t.id, host: t.host, port: t.port, tls: t.tls?.mode ?? 'disable', ...(ca ? { ca } : {}) };
+  }
+
+  // ---- ending --------------------------------------------------------------------------------
+
+  /**
+   * Refuse/terminate with a FATAL ErrorResponse (when the client can still parse one), the
+   * matching event, then end. Never includes secrets: messages are built from codes and names.
+   */
+  private refuse(code: GatewayErrorCode, message: string, reason: EndReason, event: EventKind = 'protocol', direction: 'c2s' | 's2c' = 'c2s'): void {
+    if (this.ended) return;
+    const sqlstate: string = (GATEWAY_ERRORS[code] as { sqlstate?: string }).sqlstate ?? '08P01';
+    // No ErrorResponse mid-TLS-handshake (the client expects TLS records) nor after a partial
+    // message was forwarded (it would land inside that message).
+    const canSpeak = this.state !== PgState.TlsHandshake && !(this.state === PgState.Relaying && !this.s2cPerMessage && this.s2c.buffered > 0);
+    if (event === 'auth') {
+      this.proxy.metrics.auth_failures_total++;
+      this.recorder.event({ type: 'auth.failed', version: 1, ...this.identityFields(), code, reason: message, ...(this.claimedUser !== undefined ? { claimed_user: this.claimedUser } : {}) });
+    } else if (event === 'protocol') {
+      this.proxy.metrics.refused_total++;
+      this.recorder.event({ type: 'protocol.refused', version: 1, ...this.identityFields(), code, reason: message, direction, ...(canSpeak ? { sqlstate } : {}) });
+    }
+    if (canSpeak && !this.client.destroyed) {
+      const e = codec.errorResponse({ severity: 'FATAL', code: sqlstate, message });
+      if (this.state === PgState.Relaying) this.recorder.frame('s2c', 'E', e);
+      this.client.write(e);
+    }
+    this.proxy.options.logger.info({ session_id: this.id, code, sqlstate, client_addr: this.clientAddr }, 'pg session refused');
+    this.end(reason, `${code}: ${message}`);
+  }
+
+  /** Record session.ended exactly once and close both sockets (flushing what was queued). */
+  private end(reason: EndReason, detail: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.state = canTransition(this.state, PgEvent.Close) ? transition(this.state, PgEvent.Close) : PgState.Closed;
+    clearTimeout(this.authTimer);
+    if (this.cancelPid !== undefined) this.proxy.cancels.release(this.cancelPid);
+    const c = this.recorder.counts;
+    this.proxy.metrics.bytes_c2s_total += c.bytes_c2s;
+    this.proxy.metrics.bytes_s2c_total += c.bytes_s2c;
+    try {
+      this.recorder.event({
+        type: 'session.ended',
+        version: 1,
+        ...this.identityFields(),
+        reason,
+        detail,
+        duration_us: Math.max(0, Math.round((performance.now() - this.startedAt) * 1000)),
+        ...c,
+      });
+    } catch (err) {
+      this.proxy.options.logger.error({ session_id: this.id, err: (err as Error).message }, 'could not record session.ended');
+    }
+    for (const sock of [this.client, this.upstream]) {
+      if (!sock || sock.destroyed) continue;
+      // Keep reading (and discarding) so the peer's FIN is seen and 'close' fires.
+      sock.removeAllListeners('data');
+      sock.on('data', () => {});
+      sock.resume();
+      sock.end();
+      setTimeout(() => sock.destroy(), SOCKET_END_GRACE_MS).unref();
+    }
+    this.proxy.sessions.delete(this);
+    this.proxy.options.logger.info({ session_id: this.id, reason, ...c }, 'pg session ended');
+    this.markClosed();
+  }
+
+  shutdown(): void {
+    this.refuse('GW_ERR_SHUTDOWN', 'terminating connection due to gateway shutdown', 'gateway_shutdown', 'none', 's2c');
+  }
+
+  destroySockets(): void {
+    this.client.destroy();
+    this.upstream?.destroy();
+  }
+
+  // ---- client side -------------------------------------------------------------------------
+
+  private readonly onClientData = (chunk: Buffer): void =>
+    this.guard(() => {
+      if (this.ended) return;
+      if (inStartupPhase(this.state)) this.onStartupBytes(chunk);
+      else if (this.state === PgState.Relaying) this.relayC2S(chunk);
+      else {
+        const err = this.c2s.push(chunk, this.onPreRelayMessage);
+        if (err) this.refuse(err.code, err.message, 'protocol_error');
+      }
+      if (!this.ended) this.checkMemory();
+    });
+
+  private onStartupBytes(chunk: Buffer): void {
+    let got: { packet: Buffer; rest: Buffer } | undefined;
+    let packet: codec.StartupPacket;
+    try {
+      got = this.startup.push(chunk);
+      if (!got) return;
+      packet = codec.parseStartupPacket(got.packet);
+    } catch (err) {
+      if (err instanceof codec.ProtocolViolation) return this.refuse(err.code, err.message, 'refused');
+      throw err;
+    }
+    const inTls = this.state === PgState.AwaitingStartupTls;
+    if (packet.kind === 'ssl' || packet.kind === 'gssenc') {
+      if (inTls) return this.refuse('GW_ERR_PROTOCOL', 'encryption requested twice', 'refused');
+      // Bytes after the request would be processed as if they had been encrypted (CVE-2021-23214).
+      if (got.rest.length > 0) return this.refuse('GW_ERR_PROTOCOL', 'received unencrypted data after SSL request', 'refused');
+      const context = this.proxy.options.secureContext;
+      if (packet.kind === 'gssenc' || !context) {
+        this.move(PgEvent.EncryptionDeclined);
+        this.client.write(codec.SSL_NO);
+        return;
+      }
+      return this.upgradeTls(context);
+    }
+    if (packet.kind === 'cancel') return this.onCancel(packet.pid, packet.secret);
+    this.onStartup(packet.minor, packet.params, got.rest);
+  }
+
+  private upgradeTls(context: tls.SecureContext): void {
+    this.move(PgEvent.SslAccepted);
+    const raw = this.client;
+    raw.removeListener('data', this.onClientData);
+    raw.write(codec.SSL_YES);
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context });
+    secure.on('error', () => {});
+    this.client = secure;
+    this.attachClient(secure);
+    if (this.pauses.client.size > 0) secure.pause();
+    secure.once('secure', () =>
+      this.guard(() => {
+        if (this.ended) return;
+        this.clientTls = true;
+        this.move(PgEvent.TlsEstablished);
+      }),
+    );
+  }
+
+  private onStartup(minor: number, params: Map<string, string>, rest: Buffer): void {
+    const o = this.proxy.options;
+    const user = params.get('user')!;
+    this.claimedUser = user;
+    this.clientApp = params.get('application_name');
+    if (o.listener.require_tls && !this.clientTls) {
+      return this.refuse('GW_ERR_TLS_REQUIRED', 'TLS is required by this gateway (connect with sslmode=require)', 'refused');
+    }
+    if (o.failClosed && o.sink.failure) return this.refuse('GW_ERR_AUDIT_UNAVAILABLE', 'audit log unavailable', 'refused');
+    if (params.has('replication')) return this.refuse('GW_ERR_STARTUP_INVALID', 'replication connections are not supported by the gateway', 'refused');
+    const database = params.get('database') || user;
+    const slash = database.indexOf('/');
+    const targetId = slash < 0 ? database : database.slice(0, slash);
+    const target = o.targets.get(targetId);
+    if (!target) {
+      return this.refuse('GW_ERR_UNKNOWN_TARGET', `target "${clip(targetId)}" is not configured on this gateway (database is "target" or "target/dbname")`, 'refused');
+    }
+    this.target = target;
+    this.dbName = slash < 0 ? target.database : database.slice(slash + 1);
+    if (this.dbName.length === 0) return this.refuse('GW_ERR_UNKNOWN_TARGET', `no database name after "${clip(targetId)}/"`, 'refused');
+    const ignored: string[] = [];
+    for (const [k, v] of params) {
+      if (k.startsWith('_pq_.')) ignored.push(k);
+      else if (!GATEWAY_OWNED_PARAMS.has(k)) this.forwardParams.set(k, v);
+    }
+    this.move(PgEvent.StartupAccepted);
+    if (minor > 0 || ignored.length > 0) this.client.write(codec.negotiateProtocolVersion(0, ignored));
+    this.client.write(codec.authenticationCleartextPassword());
+    if (rest.length > 0) this.onClientData(rest);
+  }
+
+  private readonly onPreRelayMessage = (type: number, message: Buffer): void => {
+    if (this.ended) return;
+    if (this.state !== PgState.AwaitingToken) {
+      this.early.push(message);
+      return;
+    }
+    if (TYPE_LETTER[type] === 'X') return this.end('client_closed', 'client terminated before authenticating');
+    if (TYPE_LETTER[type] !== 'p') return this.refuse('GW_ERR_PROTOCOL', `expected a password message (the OIDC token), got '${TYPE_LETTER[type]}'`, 'refused');
+    const token = codec.passwordOf(message);
+    if (token === undefined) return this.refuse('GW_ERR_PROTOCOL', 'malformed password message', 'refused');
+    this.move(PgEvent.TokenReceived);
+    this.c2s.configure({ maxFrameBytes: this.proxy.options.listener.max_frame_bytes });
+    this.pause('client', 'auth');
+    if (token.length === 0) return this.refuse('GW_ERR_TOKEN_MISSING', 'authentication failed: no token in the password field', 'auth_failed', 'auth');
+    void this.authenticate(token);
+  };
+
+  private async authenticate(token: string): Promise<void> {
+    const o = this.proxy.options;
+    let identity: VerifiedIdentity;
+    try {
+      identity = await o.verifier.verify(token);
+    } catch (err) {
+      if (this.ended) return;
+      const f = tokenFailure(err);
+      if (f.code === 'GW_ERR_IDP_UNAVAILABLE') o.logger.warn({ session_id: this.id, err: (err as Error)?.message }, 'issuer keys unavailable');
+      return this.refuse(f.code, `token authentication failed for user "${clip(this.claimedUser!)}": ${f.reason}`, 'auth_failed', 'auth');
+    }
+    if (this.ended) return;
+    if (identity.sub !== this.claimedUser) {
+      const reason = `token subject "${clip(identity.sub)}" does not match user "${clip(this.claimedUser!)}"`;
+      return this.refuse('GW_ERR_SUB_MISMATCH', `token authentication failed: ${reason}`, 'auth_failed', 'auth');
+    }
+    this.identity = identity;
+    this.move(PgEvent.TokenAccepted);
+    await this.connectUpstream();
+  }
+
+  private onCancel(pid: number, secret: Buffer): void {
+    const o = this.proxy.options;
+    const target = this.proxy.cancels.lookup(pid, secret);
+    if (!target) {
+      // PostgreSQL silently drops unknown keys (answering would be an oracle); we do too, but the
+      // attempt is an event.
+      this.proxy.metrics.cancels_dropped_total++;
+      this.recorder.event({ type: 'protocol.refused', version: 1, client_addr: this.clientAddr, code: 'GW_ERR_CANCEL_UNKNOWN_KEY', reason: 'cancel request with an unknown key dropped', direction: 'c2s' });
+      return this.end('refused', 'GW_ERR_CANCEL_UNKNOWN_KEY: cancel request dropped');
+    }
+    this.proxy.metrics.cancels_forwarded_total++;
+    const t = o.targets.get(target.targetId);
+    if (!t) return this.end('refused', 'cancel request for a target no longer configured');
+    sendCancel(this.dialTarget(t), target.upstreamPid, target.upstreamSecret, o.listener.upstream_connect_timeout_ms, (err) =>
+      o.logger.warn({ session_id: this.id, cancelled_session_id: target.sessionId, err: err.message }, 'cancel forward failed'),
+    );
+    this.end('client_closed', `cancel request forwarded for session ${target.sessionId}`);
+  }
+
+  // ---- upstream ----------------------------------------------------------------------------
+
+  private async connectUpstream(): Promise<void> {
+    const o = this.proxy.options;
+    const target = this.target!;
+    let password: Secret | undefined;
+    try {
+      password = target.password ? await resolveSecret(target.password) : undefined;
+      if (this.ended) return;
+      const { socket, tls: upstreamTls } = await dial(this.dialTarget(target), o.listener.upstream_connect_timeout_ms);
+      if (this.ended) {
+        socket.destroy();
+        return;
+      }
+      this.upstream = socket;
+      this.upstreamTls = upstreamTls;
+    } catch (err) {
+      if (this.ended) return;
+      if (!isGatewayError(err)) throw err;
+      o.logger.warn({ session_id: this.id, target_id: target.id, code: err.code, err: err.message }, 'target unavailable');
+      // Secret errors name the ref; the caller only needs to know the target is unavailable.
+      const message = err.code === 'GW_ERR_SECRET_UNRESOLVED' ? `target "${target.id}" credentials are unavailable` : err.message;
+      return this.refuse(err.code === 'GW_ERR_SECRET_UNRESOLVED' ? 'GW_ERR_UPSTREAM_AUTH' : err.code, message, 'upstream_error', 'protocol', 's2c');
+    }
+    const up = this.upstream;
+    up.on('data', this.onUpstreamData);
+    up.on('close', () => this.guard(() => this.onUpstreamClose()));
+    up.on('error', (err: NodeJS.ErrnoException) => o.logger.debug({ session_id: this.id, err: err.code }, 'target socket error'));
+    if (this.pauses.upstream.size > 0) up.pause();
+    this.move(PgEvent.UpstreamConnected);
+    this.upstreamAuth = new UpstreamAuth({ user: target.user, database: this.dbName!, password, params: this.forwardParams });
+    password = undefined;
+    up.write(this.upstreamAuth.startup());
+  }
+
+  private onUpstreamClose(): void {
+    if (this.ended) return;
+    if (this.state === PgState.Relaying) return this.end('target_closed', 'target closed the connection');
+    this.refuse('GW_ERR_UPSTREAM_AUTH', `target "${this.target?.id}" closed the connection during login`, 'upstream_error', 'protocol', 's2c');
+  }
+
+  private readonly onUpstreamData = (chunk: Buffer): void =>
+    this.guard(() => {
+      if (this.ended) return;
+      if (this.state === PgState.Relaying && !this.s2cPerMessage) {
+        const err = this.s2c.push(chunk, this.recordS2C);
+        this.write('client', err ? chunk.subarray(0, err.offset) : chunk);
+        if (err) return this.refuse('GW_ERR_UPSTREAM_PROTOCOL', `target sent a bad message: ${err.message}`, 'protocol_error', 'protocol', 's2c');
+      } else {
+        const err = this.s2c.push(chunk, this.onS2CMessage);
+        if (err && !this.ended) return this.refuse('GW_ERR_UPSTREAM_PROTOCOL', `target sent a bad message: ${err.message}`, 'protocol_error', 'protocol', 's2c');
+        if (this.state === PgState.Relaying && this.sawReady && this.s2c.buffered === 0) this.s2cPerMessage = false;
+      }
+      if (!this.ended) this.checkMemory();
+    });
+
+  private readonly recordS2C = (type: number, message: Buffer): void => this.recorder.frame('s2c', TYPE_LETTER[type], message);
+  private readonly recordC2S = (type: number, message: Buffer): void => this.recorder.frame('c2s', TYPE_LETTER[type], message);
+
+  private readonly onS2CMessage = (type: number, message: Buffer): void => {
+    if (this.ended) return;
+    if (this.state === PgState.AuthenticatingUpstream) return this.onUpstreamAuthStep(this.upstreamAuth!.onMessage(type, message));
+    if (this.state !== PgState.Relaying) return;
+    let out = message;
+    if (!this.sawReady) {
+      if (TYPE_LETTER[type] === 'K' && message.length >= 13) out = this.issueCancelKey(message);
+      else if (TYPE_LETTER[type] === 'Z') this.sawReady = true;
+    }
+    this.recorder.frame('s2c', TYPE_LETTER[type], out);
+    this.write('client', out);
+  };
+
+  private issueCancelKey(upstreamKey: Buffer): Buffer {
+    const t = this.target!;
+    const issued = this.proxy.cancels.issue({
+      sessionId: this.id,
+      targetId: t.id,
+      upstreamPid: upstreamKey.readUInt32BE(5),
+      upstreamSecret: Buffer.from(upstreamKey.subarray(9)),
+    });
+    this.cancelPid = issued.pid;
+    return codec.backendKeyData(issued.pid, issued.secret);
+  }
+
+  private onUpstreamAuthStep(step: UpstreamAuthStep): void {
+    const o = this.proxy.options;
+    switch (step.kind) {
+      case 'send':
+        return this.write('upstream', step.data);
+      case 'wait':
+        return;
+      case 'fail':
+        this.upstreamAuth = undefined;
+        // The target's own text (e.g. 'password authentication failed for user "app"') goes to the
+        // log for operators; the caller gets the code and SQLSTATE only.
+        o.logger.warn({ session_id: this.id, target_id: this.target?.id, code: step.code, upstream_sqlstate: step.upstream?.sqlstate, upstream_message: step.upstream?.message }, 'target login failed');
+        return this.refuse(step.code, `could not log in to target "${this.target?.id}": ${step.message}`, 'upstream_error', 'protocol', 's2c');
+      case 'ok':
+        this.upstreamAuth = undefined;
+        return this.beginRelay(step.method);
+    }
+  }
+
+  private beginRelay(method: string): void {
+    const o = this.proxy.options;
+    if (o.failClosed && o.sink.failure) return this.refuse('GW_ERR_AUDIT_UNAVAILABLE', 'audit log unavailable', 'refused');
+    this.move(PgEvent.UpstreamAuthenticated);
+    clearTimeout(this.authTimer);
+    this.proxy.metrics.sessions_started_total++;
+    this.recorder.event({
+      type: 'session.started',
+      version: 1,
+      ...this.identityFields(),
+      tls: this.clientTls,
+      upstream_tls: this.upstreamTls,
+      ...(this.clientApp !== undefined ? { client_app: this.clientApp } : {}),
+    });
+    const ok = codec.authenticationOk();
+    this.recorder.frame('s2c', 'R', ok);
+    this.write('client', ok);
+    for (const m of this.early) {
+      this.recorder.frame('c2s', TYPE_LETTER[m[0]!], m);
+      this.write('upstream', m);
+    }
+    this.early = [];
+    this.resume('client', 'auth');
+    o.logger.info({ session_id: this.id, sub: this.identity?.sub, target_id: this.target?.id, upstream_auth: method, tls: this.clientTls }, 'pg session started');
+  }
+
+  private relayC2S(chunk: Buffer): void {
+    const err = this.c2s.push(chunk, this.recordC2S);
+    if (err) {
+      if (err.offset > 0) this.write('upstream', chunk.subarray(0, err.offset));
+      return this.refuse(err.code, err.message, 'protocol_error');
+    }
+    this.write('upstream', chunk);
+  }
+}
