@@ -203,3 +203,20 @@ test('error codes are unique, LOG_ERR_-prefixed and documented', () => {
     assert.equal(typeof info.retriable, 'boolean');
   }
 });
+
+test("fsync policies: 'always' and 'group' fsync every commit, 'never' none; all round-trip", async (t) => {
+  for (const fsync of ['always', 'group', 'never'] as const) {
+    const dir = await tempDir(t);
+    const log = await LocalEventLog.open({ dir, fsync });
+    await log.ensureTopics(['t']);
+    const p = log.producer();
+    await Promise.all([...Array(50).keys()].map((i) => p.send('t', [rec('k', `v${i}`)])));
+    const st = { ...log.writerStats };
+    assert.equal(st.records, 50, fsync);
+    assert.ok(st.flushes >= 1 && st.flushes < 50, `${fsync}: ${st.flushes} commits for 50 concurrent sends`);
+    assert.equal(st.fsyncs, fsync === 'never' ? 0 : st.flushes, fsync);
+    const got = await consumeN(log, 'g', 't', 50);
+    assert.deepEqual(got.map((r) => r.value.toString()), [...Array(50).keys()].map((i) => `v${i}`));
+    await log.close();
+  }
+});
