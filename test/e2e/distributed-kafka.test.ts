@@ -95,7 +95,7 @@ test('frames through Kafka equal the wire, chains verify, and ingest lands them'
   while (Date.now() < deadline) {
     const res = await fetch(`http://127.0.0.1:${backend.apiPort}/api/sessions?sub=bob&limit=100`, { headers: { authorization: `Bearer ${analyst}` } });
     assert.equal(res.status, 200);
-    sessions = ((await res.json()) as any).sessions.filter((s: any) => byAddr.has(s.client_addr) && s.end_reason);
+    sessions = ((await res.json()) as any).items.filter((s: any) => byAddr.has(s.client_addr) && s.end_reason);
     if (sessions.length >= tee.connections.length) break;
     await new Promise((r) => setTimeout(r, 500));
   }

@@ -84,7 +84,7 @@ test('real traffic through the gateway is recorded byte for byte and lands in ch
   const sessions = await waitFor('sessions in the API', async () => {
     const { status, body } = await api('/api/sessions?sub=alice&limit=100');
     assert.equal(status, 200);
-    const done = body.sessions.filter((s: any) => s.end_reason);
+    const done = body.items.filter((s: any) => s.end_reason);
     return done.length >= tee.connections.length ? done : undefined;
   });
   const largeSession = sessions.find((s: any) => s.bytes_s2c > LARGE_ROWS * 1000);

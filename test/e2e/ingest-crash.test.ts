@@ -51,8 +51,8 @@ test('ingest killed between insert and offset commit neither loses nor duplicate
   const deadline = Date.now() + 60_000;
   for (;;) {
     const res = await fetch(`http://127.0.0.1:${recovered.apiPort}/api/sessions?sub=dave&limit=100`, { headers: { authorization: `Bearer ${analyst}` } });
-    const body = (await res.json()) as { sessions: { end_reason: string }[] };
-    if (body.sessions.filter((s) => s.end_reason).length >= SESSIONS) break;
+    const body = (await res.json()) as { items: { end_reason: string }[] };
+    if (body.items.filter((s) => s.end_reason).length >= SESSIONS) break;
     assert.ok(Date.now() < deadline, 'sessions did not land after the restart');
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -80,11 +80,11 @@ export async function startComponents(config: VigilConfig, which: Components): P
       });
       sink.on('failure', (err: Error) => logger.error({ code: (err as { code?: string }).code }, 'event log write failed: new sessions are refused while fail_closed'));
       const gateway = await startGateway({
-        config: config.gateway,
+        config: config.gateway.gateway,
+        targets: config.gateway.targets,
         verifier,
         sink,
         logger: logger.child({ component: 'gateway' }),
-        version: VERSION,
       });
       stops.push(async () => {
         await gateway.close();
