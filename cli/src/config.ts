@@ -100,6 +100,9 @@ export interface VigilConfig {
   api: ApiConfig;
 }
 
+/** Bytes a frame event adds around the protocol message (envelope header, log record framing). */
+const FRAME_RECORD_OVERHEAD = 4096;
+
 const SAMPLE = fileURLToPath(new URL('../../deploy/config/vigil.yaml', import.meta.url));
 
 /** Which file: explicit > VIGIL_CONFIG > ./vigil.yaml > the shipped sample. */
@@ -159,7 +162,6 @@ export function parseConfig(raw: unknown, source = '<inline>', env: NodeJS.Proce
   const identity = section('identity', () =>
     parseIdentityConfig(doc.identity ?? { issuer: devIssuer!.issuer, jwks_file: join(devIssuer!.dir, 'jwks.json') }),
   );
-  const gateway = section('gateway', () => parseGatewayConfig({ gateway: doc.gateway ?? {}, targets: doc.targets }));
   const ingest = section('ingest', () => parseIngestConfig(doc.ingest ?? {}));
 
   let log: VigilConfig['log'] | undefined;
@@ -173,6 +175,21 @@ export function parseConfig(raw: unknown, source = '<inline>', env: NodeJS.Proce
       : undefined;
     if (kafka) log = spool ? { kind: 'kafka', kafka, spool } : { kind: 'kafka', kafka };
   }
+
+  // A frame is one log record: the gateway's largest message must fit the log's largest record, or
+  // one oversized message would make events impossible to persist (and, fail-closed, refuse every
+  // new session). Unless set explicitly, max_frame_bytes follows the log's limit; set explicitly
+  // too high, it is a configuration error.
+  const recordLimit = log ? (log.kind === 'local' ? log.local.max_record_bytes : log.kafka.max_batch_bytes) - FRAME_RECORD_OVERHEAD : undefined;
+  const gwInput = structuredClone((doc.gateway ?? {}) as Record<string, any>);
+  const explicitFrame = gwInput.postgres?.max_frame_bytes as number | undefined;
+  if (recordLimit !== undefined) {
+    if (explicitFrame === undefined) gwInput.postgres = { ...gwInput.postgres, max_frame_bytes: Math.min(recordLimit, 64 * 1024 * 1024) };
+    else if (explicitFrame > recordLimit) {
+      problems.push(`gateway.postgres.max_frame_bytes (${explicitFrame}) exceeds what one event-log record holds (${recordLimit}); raise the log's record limit (log.local.max_record_bytes / log.kafka.max_batch_bytes and the broker's message.max.bytes) or lower it`);
+    }
+  }
+  const gateway = section('gateway', () => parseGatewayConfig({ gateway: gwInput, targets: doc.targets }));
 
   let store: StoreConfig | undefined;
   if (doc.store.kind === 'chdb') {
