@@ -34,7 +34,7 @@ interface Result {
 }
 
 function pgbench(conn: { host: string; port: number; user: string; db: string; password?: string }, selectOnly: boolean): Promise<Result> {
-  const args = ['-h', conn.host, '-p', String(conn.port), '-U', conn.user, '-c', String(CLIENTS), '-j', String(Math.min(CLIENTS, 2)), '-T', String(SECONDS), '-n', '-P', '0'];
+  const args = ['-h', conn.host, '-p', String(conn.port), '-U', conn.user, '-c', String(CLIENTS), '-j', String(Math.min(CLIENTS, 2)), '-T', String(SECONDS), '-n'];
   if (selectOnly) args.push('-S');
   args.push(conn.db);
   return new Promise((resolve, reject) => {
