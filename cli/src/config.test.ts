@@ -57,3 +57,12 @@ test('distributed mode needs Kafka; a frame larger than a log record is refused,
     /max_frame_bytes .* exceeds what one event-log record holds/,
   );
 });
+
+test('the distributed sample loads: Kafka with a gateway spool, ClickHouse server', () => {
+  const c = loadConfig({ file: 'deploy/config/vigil.distributed.yaml', env: { VIGIL_KAFKA_BROKERS: '10.0.0.1:9092' } });
+  assert.equal(c.mode, 'distributed');
+  assert.equal(c.log.kind, 'kafka');
+  assert.ok(c.log.kind === 'kafka' && c.log.spool, 'spool configured');
+  assert.deepEqual(c.log.kind === 'kafka' && c.log.kafka.brokers, ['10.0.0.1:9092']);
+  assert.equal(c.store.kind, 'server');
+});
