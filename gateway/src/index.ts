@@ -87,6 +87,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     verifier: options.verifier,
     sink: options.sink,
     logger,
+    env,
     secureContext,
   });
   const onPressure = (on: boolean): void => proxy.onSinkPressure(on);

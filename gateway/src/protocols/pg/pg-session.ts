@@ -406,7 +406,7 @@ export class PgSession {
     const target = this.target!;
     let password: Secret | undefined;
     try {
-      password = target.password ? await resolveSecret(target.password) : undefined;
+      password = target.password ? await resolveSecret(target.password, o.env) : undefined;
       if (this.ended) return;
       const { socket, tls: upstreamTls } = await dial(this.dialTarget(target), o.listener.upstream_connect_timeout_ms);
       if (this.ended) {

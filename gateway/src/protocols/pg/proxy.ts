@@ -24,6 +24,8 @@ export interface PgProxyOptions {
   verifier: TokenVerifier;
   sink: EventSink;
   logger: Logger;
+  /** Environment for SecretRef `{ env }` resolution (resolved per upstream connection, so rotation applies). */
+  env: NodeJS.ProcessEnv;
   /** Client-side TLS; undefined answers SSLRequest with 'N'. */
   secureContext: tls.SecureContext | undefined;
 }
