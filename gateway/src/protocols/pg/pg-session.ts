@@ -35,6 +35,7 @@ import type { PgProxy } from './proxy.ts';
 /** PostgreSQL reads PasswordMessage with a 64 KiB cap (PG_MAX_AUTH_TOKEN_LENGTH); tokens fit well. */
 const MAX_AUTH_MESSAGE_BYTES = 65_540;
 const SOCKET_END_GRACE_MS = 5000;
+const TERMINATE = 0x58; // 'X'
 const validFrontend = (t: number): boolean => FRONTEND_TYPE_VALID[t] === 1;
 const clip = (s: string): string => (s.length > 100 ? `${s.slice(0, 100)}…` : s);
 
@@ -78,6 +79,7 @@ export class PgSession {
   private readonly authTimer: NodeJS.Timeout;
   private ended = false;
   private clientError: string | undefined;
+  private clientTerminated = false;
 
   constructor(
     private readonly proxy: PgProxy,
@@ -103,7 +105,9 @@ export class PgSession {
       this.clientError = err.code ?? 'error';
       if (this.state === PgState.TlsHandshake) this.refuse('GW_ERR_TLS_HANDSHAKE', `TLS handshake failed (${this.clientError})`, 'refused');
     });
-    socket.on('close', () => this.end('client_closed', this.clientError ? `client socket error ${this.clientError}` : 'client closed the connection'));
+    socket.on('close', () =>
+      this.end('client_closed', this.clientError ? `client socket error ${this.clientError}` : this.clientTerminated ? 'client sent Terminate' : 'client closed the connection'),
+    );
   }
 
   private guard(fn: () => void): void {
@@ -436,7 +440,11 @@ export class PgSession {
 
   private onUpstreamClose(): void {
     if (this.ended) return;
-    if (this.state === PgState.Relaying) return this.end('target_closed', 'target closed the connection');
+    if (this.state === PgState.Relaying) {
+      // After the client's Terminate the target closing first is just the race of two FINs.
+      if (this.clientTerminated) return this.end('client_closed', 'client sent Terminate');
+      return this.end('target_closed', 'target closed the connection');
+    }
     this.refuse('GW_ERR_UPSTREAM_AUTH', `target "${this.target?.id}" closed the connection during login`, 'upstream_error', 'protocol', 's2c');
   }
 
@@ -456,7 +464,10 @@ export class PgSession {
     });
 
   private readonly recordS2C = (type: number, message: Buffer): void => this.recorder.frame('s2c', TYPE_LETTER[type], message);
-  private readonly recordC2S = (type: number, message: Buffer): void => this.recorder.frame('c2s', TYPE_LETTER[type], message);
+  private readonly recordC2S = (type: number, message: Buffer): void => {
+    if (type === TERMINATE) this.clientTerminated = true;
+    this.recorder.frame('c2s', TYPE_LETTER[type], message);
+  };
 
   private readonly onS2CMessage = (type: number, message: Buffer): void => {
     if (this.ended) return;
@@ -520,7 +531,7 @@ export class PgSession {
     this.recorder.frame('s2c', 'R', ok);
     this.write('client', ok);
     for (const m of this.early) {
-      this.recorder.frame('c2s', TYPE_LETTER[m[0]!], m);
+      this.recordC2S(m[0]!, m);
       this.write('upstream', m);
     }
     this.early = [];
