@@ -360,7 +360,12 @@ export class PgSession {
     this.c2s.configure({ maxFrameBytes: this.proxy.options.listener.max_frame_bytes });
     this.pause('client', 'auth');
     if (token.length === 0) return this.refuse('GW_ERR_TOKEN_MISSING', 'authentication failed: no token in the password field', 'auth_failed', 'auth');
-    void this.authenticate(token);
+    // Async from here on; a rejection must still end only this session (and never be unhandled).
+    this.authenticate(token).catch((err: unknown) =>
+      this.guard(() => {
+        throw err;
+      }),
+    );
   };
 
   private async authenticate(token: string): Promise<void> {
