@@ -4,7 +4,7 @@
  * One `SessionChain` per session; not shared across sessions, so no locking is needed.
  */
 import { randomUUID } from 'node:crypto';
-import { seal, type UnsealedEvent } from './codec.ts';
+import { seal, sealFrame, frameHeaderParts, type FrameHeaderParts, type UnsealedEvent } from './codec.ts';
 import { GENESIS_HASH } from './envelope.ts';
 
 /** Event members the chain fills in. */
@@ -30,11 +30,25 @@ export function nowUs(): number {
 export class SessionChain {
   private seq = 0;
   private prevHash = GENESIS_HASH;
+  private prevHashRaw = Buffer.from(GENESIS_HASH, 'hex');
+  private readonly parts: FrameHeaderParts;
 
   constructor(
     readonly sessionId: string,
     private readonly gateway: { gateway_id: string; gateway_version: string },
-  ) {}
+  ) {
+    this.parts = frameHeaderParts(sessionId, gateway.gateway_id, gateway.gateway_version);
+  }
+
+  /** Seal the next event as a `frame` (the hot path: no event object, no generic canonicaliser). */
+  frame(direction: 'c2s' | 's2c', msgType: string | undefined, data: Uint8Array, time = nowUs()): ChainedRecord {
+    const seq = this.seq;
+    const { hash, hashRaw, bytes } = sealFrame(this.parts, this.prevHash, this.prevHashRaw, seq, randomUUID(), time, direction, msgType, data);
+    this.seq = seq + 1;
+    this.prevHash = hash;
+    this.prevHashRaw = hashRaw;
+    return { seq, hash, bytes };
+  }
 
   /** Number of events sealed so far (= next seq). */
   get length(): number {
@@ -60,6 +74,7 @@ export class SessionChain {
     const record = { seq: this.seq, hash, bytes };
     this.seq++;
     this.prevHash = hash;
+    this.prevHashRaw = Buffer.from(hash, 'hex');
     return record;
   }
 }

@@ -69,3 +69,30 @@ test('decode refuses truncated, foreign and lying records', () => {
   const lying = Buffer.from(bytes); lying.writeUInt32BE(1e6, 34);
   assert.throws(() => decode(lying), /exceeds record/);
 });
+
+test('the frame fast path is byte-identical to generic sealing (random frames, unicode ids)', async () => {
+  const { randomBytes, randomInt } = await import('node:crypto');
+  const ids = [
+    { s: 'a1b2', g: 'gw-1', v: '0.1.0' },
+    { s: 'sess-ü-\u2028-"q"', g: 'gw-ß\\', v: '1.0.0-β' },
+  ];
+  for (const id of ids) {
+    const chain = new SessionChain(id.s, { gateway_id: id.g, gateway_version: id.v });
+    let prev = GENESIS_HASH;
+    for (let i = 0; i < 200; i++) {
+      const data = randomBytes(randomInt(0, 300));
+      const direction = i % 2 ? 's2c' : 'c2s';
+      const msgType = i % 7 === 0 ? undefined : i % 11 === 0 ? String.fromCharCode(0x80 + randomInt(0, 128)) : String.fromCharCode(65 + randomInt(0, 26));
+      const time = 1_700_000_000_000_000 + i;
+      const fast = chain.frame(direction, msgType, data, time);
+      const event = decode(fast.bytes) as Extract<ChainedEvent, { type: 'frame' }>;
+      const generic = seal({
+        type: 'frame', version: 1, event_id: event.event_id, time, session_id: id.s, seq: i, prev_hash: prev,
+        gateway_id: id.g, gateway_version: id.v, direction, ...(msgType === undefined ? {} : { msg_type: msgType }), data,
+      });
+      assert.ok(generic.bytes.equals(fast.bytes), `frame ${i} differs`);
+      assert.equal(fast.hash, generic.hash);
+      prev = fast.hash;
+    }
+  }
+});

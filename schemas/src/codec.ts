@@ -16,6 +16,7 @@
  * Frames keep their payload binary: no base64, no JSON escaping on the hot path.
  */
 import { createHash } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
 import { canonicalJson } from './canonical.ts';
 import { GENESIS_HASH } from './envelope.ts';
 import type { ChainedEvent } from './index.ts';
@@ -67,6 +68,95 @@ const EMPTY = new Uint8Array(0);
 /** SHA-256(prev_hash raw ‖ u32 H ‖ header ‖ data); `rest` is exactly bytes 34..end of a record. */
 function digestOf(prevHashHex: string, rest: Uint8Array): Buffer {
   return createHash('sha256').update(Buffer.from(prevHashHex, 'hex')).update(rest).digest();
+}
+
+/**
+ * The gateway's hot path: seal a `frame` event without building an event object or running the
+ * generic canonicaliser. `prefix` and `suffix` are the constant parts of the header for one session
+ * (see FrameHeaderParts); the result is byte-identical to `seal()` of the same frame — a test
+ * checks that on random frames.
+ */
+export function sealFrame(
+  parts: FrameHeaderParts,
+  prevHash: string,
+  prevHashRaw: Buffer,
+  seq: number,
+  eventId: string,
+  time: number,
+  direction: 'c2s' | 's2c',
+  msgType: string | undefined,
+  data: Uint8Array,
+): Sealed & { hashRaw: Buffer } {
+  // Keys in canonical (sorted) order: direction, event_id, gateway_id, gateway_version, msg_type,
+  // prev_hash, seq, session_id, time, type, version.
+  const header =
+    (direction === 'c2s' ? '{"direction":"c2s","event_id":"' : '{"direction":"s2c","event_id":"') +
+    eventId +
+    parts.gateway +
+    (msgType === undefined ? '' : msgTypeJson(msgType)) +
+    ',"prev_hash":"' +
+    prevHash +
+    '","seq":' +
+    seq +
+    parts.session +
+    time +
+    ',"type":"frame","version":1}';
+  // A hostile client can send any type byte; only pure-ASCII headers take the length shortcut.
+  const ascii = parts.ascii && (msgType === undefined || isAscii(msgType));
+  const headerLength = ascii ? header.length : Buffer.byteLength(header, 'utf8');
+  const out = Buffer.allocUnsafe(HEADER_OFFSET + headerLength + data.length);
+  out[0] = MAGIC;
+  out[1] = FORMAT_VERSION;
+  out.writeUInt32BE(headerLength, 34);
+  out.write(header, HEADER_OFFSET, headerLength, ascii ? 'latin1' : 'utf8');
+  out.set(data, HEADER_OFFSET + headerLength);
+  // The hash field's slot holds prev_hash while hashing, so prev ‖ u32 ‖ header ‖ data is one
+  // contiguous range and one-shot hashing applies (no Hash object per frame); then the slot gets
+  // the digest.
+  prevHashRaw.copy(out, 2);
+  const digest = oneShotSha256(out.subarray(2));
+  digest.copy(out, 2);
+  return { hash: digest.toString('hex'), hashRaw: digest, bytes: out };
+}
+
+/** Constant header fragments of one session's frames, escaped once. */
+export interface FrameHeaderParts {
+  /** `","gateway_id":…,"gateway_version":…` (closes event_id's string). */
+  gateway: string;
+  /** `,"session_id":…,"time":` */
+  session: string;
+  /** Every fragment is ASCII, so string length = byte length (the common case). */
+  ascii: boolean;
+}
+
+export function frameHeaderParts(sessionId: string, gatewayId: string, gatewayVersion: string): FrameHeaderParts {
+  const gateway = `","gateway_id":${JSON.stringify(gatewayId)},"gateway_version":${JSON.stringify(gatewayVersion)}`;
+  const session = `,"session_id":${JSON.stringify(sessionId)},"time":`;
+  // eslint-disable-next-line no-control-regex
+  const ascii = /^[\x00-\x7f]*$/.test(gateway + session);
+  return { gateway, session, ascii };
+}
+
+/** crypto.hash (Node ≥ 20.12) is a one-shot digest; fall back to a Hash object elsewhere. */
+const cryptoHash = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+const oneShotSha256: (data: Uint8Array) => Buffer = cryptoHash
+  ? (data) => cryptoHash('sha256', data, 'buffer')
+  : (data) => createHash('sha256').update(data).digest();
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+const msgTypeCache = new Map<string, string>();
+function msgTypeJson(msgType: string): string {
+  let s = msgTypeCache.get(msgType);
+  if (s === undefined) {
+    s = `,"msg_type":${JSON.stringify(msgType)}`;
+    // PostgreSQL has a few dozen type letters; don't let odd input grow the cache without bound.
+    if (msgTypeCache.size < 256) msgTypeCache.set(msgType, s);
+  }
+  return s;
 }
 
 /** Decode one record value. `data` of a frame is a view into `bytes` (no copy). */

@@ -31,11 +31,7 @@ export class SessionRecorder {
       this.counts.bytes_s2c += data.length;
       this.counts.messages_s2c++;
     }
-    const record = this.chain.next(
-      msgType === undefined
-        ? { type: 'frame', version: 1, direction, data }
-        : { type: 'frame', version: 1, direction, msg_type: msgType, data },
-    );
+    const record = this.chain.frame(direction, msgType, data);
     this.sink.append(this.sessionId, record.bytes);
   }
 
