@@ -10,6 +10,7 @@ import { IDENTITY_ERRORS } from '@vigil/identity/errors';
 import { IngestErrors } from '@vigil/ingest/errors';
 import { KafkaLogErrors } from '@vigil/eventlog/kafka/errors';
 import { LocalLogErrors } from '@vigil/eventlog/local/errors';
+import { PortLogErrors } from '@vigil/eventlog/port/errors';
 import { API_ERRORS } from '@vigil/replay-ui/errors';
 
 const tables: Record<string, Record<string, { retriable: boolean; description: string }>> = {
@@ -18,6 +19,7 @@ const tables: Record<string, Record<string, { retriable: boolean; description: s
   ingest: IngestErrors,
   'eventlog/kafka': KafkaLogErrors,
   'eventlog/local': LocalLogErrors,
+  'eventlog/port': PortLogErrors,
   api: API_ERRORS,
 };
 

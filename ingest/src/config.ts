@@ -25,6 +25,12 @@ export const IngestConfigSchema = Type.Object(
     retry_backoff_ms: Type.Integer({ minimum: 1, maximum: 60_000, default: 100 }),
     /** Give up retrying in place after this long; the handler rejects and the log redelivers. */
     retry_max_ms: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 30_000 }),
+    /**
+     * `vigil start` runs ingest in its own thread beside the gateway; this is that thread's nice
+     * value (0–19). Recording is durable in the log before ingest sees it, so under load indexing
+     * may lag and catch up later, while the gateway's data path keeps its CPU share.
+     */
+    thread_nice: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
     /** Log statements/parameters in decode errors. Never enable in production. */
     debug_payloads: Type.Boolean({ default: false }),
   },

@@ -16,6 +16,8 @@ import { EventSink } from '@vigil/gateway/recorder/index';
 import { startGateway } from '@vigil/gateway';
 import { startIngest } from '@vigil/ingest';
 import { buildApi } from '@vigil/replay-ui/app';
+import { Worker, MessageChannel } from 'node:worker_threads';
+import { serveEventLog } from '@vigil/eventlog/port/index';
 import type { VigilConfig } from '../config.ts';
 import { VERSION } from '../version.ts';
 
@@ -65,7 +67,11 @@ export async function startComponents(config: VigilConfig, which: Components): P
       await applyDdl(store);
     }
 
-    if (which.ingest) {
+    if (which.ingest && which.gateway) {
+      // One process with the gateway: ingest gets its own (niced) thread, see workers/ingest-worker.ts.
+      const stop = await startIngestWorker(config, log);
+      stops.push(stop);
+    } else if (which.ingest) {
       const ingest = await startIngest({ config: config.ingest, log, store: store!, logger: logger.child({ component: 'ingest' }) });
       stops.push(() => ingest.stop());
     }
@@ -106,6 +112,35 @@ export async function startComponents(config: VigilConfig, which: Components): P
     await stopAll();
     throw err;
   }
+}
+
+/** Ingest in a worker thread consuming `log` (owned here) through a MessagePort; returns its stop. */
+async function startIngestWorker(config: VigilConfig, log: EventLog): Promise<() => Promise<void>> {
+  const { port1, port2 } = new MessageChannel();
+  const served = serveEventLog(log, port1);
+  const worker = new Worker(new URL('../workers/ingest.mjs', import.meta.url), {
+    workerData: { ingest: config.ingest, store: config.store, logLevel: config.log_level, logPort: port2 },
+    transferList: [port2],
+  });
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+  await new Promise<void>((resolve, reject) => {
+    worker.once('message', (m: { op: string }) => (m.op === 'started' ? resolve() : reject(new Error(`ingest worker: ${m.op}`))));
+    worker.once('error', reject);
+    void exited.then((code) => reject(new Error(`ingest worker exited with ${code} during start`)));
+  });
+  // A crash of the worker (e.g. the VIGIL_FAULT point) takes the process down with it, as an
+  // in-thread ingest would: a platform that silently stopped indexing is worse than a restart.
+  worker.on('error', (err) => {
+    process.stderr.write(`vigil: ingest worker failed: ${err.message}\n`);
+    process.exit(70);
+  });
+  return async () => {
+    const stopped = new Promise<void>((resolve) => worker.on('message', (m: { op: string }) => m.op === 'stopped' && resolve()));
+    worker.postMessage({ op: 'stop' });
+    await Promise.race([stopped, exited]);
+    await served.close();
+    await worker.terminate();
+  };
 }
 
 /** CLI entry: start, print how to connect, wait for a signal, shut down cleanly. */

@@ -1,0 +1,46 @@
+/**
+ * Ingest in its own thread (`vigil start`): decoding frames and writing ClickHouse rows is CPU
+ * work that would otherwise share the gateway's event loop and add latency to every proxied
+ * message. The thread gets a nice value so that, under load, the data path wins and indexing
+ * catches up from the durable log afterwards.
+ *
+ * The log stays owned by the main thread; this thread consumes it through a MessagePort
+ * (eventlog/src/port), with the same commit-after-ClickHouse-ack contract. The chDB engine is
+ * process-wide, so this thread and the API in the main thread share one store.
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { setPriority } from 'node:os';
+import pino from 'pino';
+import { PortEventLog } from '@vigil/eventlog/port/index';
+import { openStore, applyDdl, releaseStore, type StoreConfig } from '@vigil/ingest/store/client';
+import { startIngest, type IngestConfig } from '@vigil/ingest';
+
+export interface IngestWorkerData {
+  ingest: IngestConfig;
+  store: StoreConfig;
+  logLevel: string;
+  logPort: MessagePort;
+}
+
+const data = workerData as IngestWorkerData;
+const logger = pino({ level: data.logLevel, base: { service: 'vigil', component: 'ingest' } });
+try {
+  // pid 0 = the calling thread on Linux: only this thread is deprioritised.
+  setPriority(0, data.ingest.thread_nice);
+} catch (err) {
+  logger.warn({ err: (err as Error).message }, 'could not lower the ingest thread priority');
+}
+
+const log = new PortEventLog(data.logPort);
+const store = await openStore(data.store);
+await applyDdl(store);
+const ingest = await startIngest({ config: data.ingest, log, store, logger });
+parentPort!.postMessage({ op: 'started' });
+
+parentPort!.on('message', async (m: { op: string }) => {
+  if (m.op !== 'stop') return;
+  await ingest.stop();
+  await releaseStore(store);
+  await log.close();
+  parentPort!.postMessage({ op: 'stopped' });
+});

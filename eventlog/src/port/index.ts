@@ -1,0 +1,2 @@
+export { serveEventLog } from './owner.ts';
+export { PortEventLog } from './worker.ts';
