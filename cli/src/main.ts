@@ -6,6 +6,7 @@
  *   ingest   only ingest (a member of the consumer group)
  *   api      only the API server
  *   token    mint a token from the dev issuer
+ *   verify   verify the hash chain of every recorded session in the event log
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
@@ -19,6 +20,8 @@ commands:
   api        run only the API server
   token      mint a token from the dev issuer:
                vigil token --sub alice [--groups dba,ops] [--roles analyst] [--ttl 1h] [--agent]
+  verify     verify every recorded session's seq and hash chain in the event log:
+               vigil verify [--session ID] [--json] [--idle-ms 2000]   (exit 1 on any failure)
 
 options:
   -c, --config FILE   config file (default: $VIGIL_CONFIG, ./vigil.yaml, then deploy/config/vigil.yaml)
@@ -54,6 +57,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./commands/run.ts')).run(config, { api: true });
       case 'token':
         return await (await import('./commands/token.ts')).token(config, rest);
+      case 'verify':
+        return await (await import('./commands/verify.ts')).verify(config, rest);
       default:
         process.stderr.write(`vigil: unknown command '${command}'\n\n${USAGE}`);
         return 2;

@@ -30,7 +30,7 @@ export function nowUs(): number {
 export class SessionChain {
   private seq = 0;
   private prevHash = GENESIS_HASH;
-  private prevHashRaw = Buffer.from(GENESIS_HASH, 'hex');
+  private prevHashRaw: Buffer = Buffer.from(GENESIS_HASH, 'hex');
   private readonly parts: FrameHeaderParts;
 
   constructor(

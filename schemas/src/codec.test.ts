@@ -96,3 +96,29 @@ test('the frame fast path is byte-identical to generic sealing (random frames, u
     }
   }
 });
+
+test('ChainVerifier checks interleaved sessions in one pass and names the first problem of each', async () => {
+  const { ChainVerifier } = await import('./verify.ts');
+  const gw = { gateway_id: 'g', gateway_version: 'v' };
+  const a = new SessionChain('a', gw);
+  const b = new SessionChain('b', gw);
+  const c = new SessionChain('c', gw);
+  const rec: Buffer[] = [];
+  for (let i = 0; i < 4; i++) {
+    rec.push(a.frame('c2s', 'Q', Buffer.from(`a${i}`)).bytes, b.frame('s2c', 'D', Buffer.from(`b${i}`)).bytes, c.frame('c2s', 'Q', Buffer.from(`c${i}`)).bytes);
+  }
+  rec.push(a.next({ type: 'session.ended', version: 1, reason: 'client_closed', duration_us: 1, bytes_c2s: 0, bytes_s2c: 0, messages_c2s: 4, messages_s2c: 0 }).bytes);
+  const tampered = rec.map((r) => Buffer.from(r));
+  tampered[4]![tampered[4]!.length - 1] ^= 0x20; // b's seq 1
+  const withoutC2 = tampered.filter((_, i) => i !== 8); // c's seq 2 dropped
+  const v = new ChainVerifier();
+  for (const r of withoutC2) v.push(r);
+  v.push(Buffer.from('not an event'));
+  const byId = Object.fromEntries(v.verdicts().map((s) => [s.session_id, s]));
+  assert.equal(byId.a!.problem, undefined);
+  assert.equal(byId.a!.ended, true);
+  assert.equal(byId.a!.events, 5);
+  assert.match(byId.b!.problem ?? '', /seq 1: hash/);
+  assert.match(byId.c!.problem ?? '', /seq 3: expected 2/);
+  assert.equal(v.undecodable, 1);
+});

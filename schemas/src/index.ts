@@ -15,6 +15,7 @@ export * from './events/query.ts';
 export { canonicalJson } from './canonical.ts';
 export { seal, decode, verifyRecord, verifyChain, CodecError, type Sealed, type ChainReport, type UnsealedEvent } from './codec.ts';
 export { SessionChain, nowUs, type ChainInput, type ChainedRecord } from './chain.ts';
+export { ChainVerifier, type SessionVerdict } from './verify.ts';
 
 /** Events the gateway emits into a session's hash chain. */
 export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused]);

@@ -163,3 +163,15 @@ test('200 concurrent interleaved sessions are each recorded exactly and in order
     await tee200.close();
   }
 });
+
+test('vigil verify, beside the running gateway, verifies every recorded chain', async () => {
+  const out = await vigil.cli(['verify', '--idle-ms', '1500']);
+  const m = /^(\d+) sessions, (\d+) records: (\d+) verified, (\d+) failed, (\d+) open/m.exec(out);
+  assert.ok(m, out);
+  assert.ok(Number(m[1]) >= 204, `sessions seen: ${m[1]}`);
+  assert.equal(m[4], '0', out);
+  assert.equal(m[3], m[1]);
+  const json = JSON.parse(await vigil.cli(['verify', '--json', '--idle-ms', '1500'])) as { sessions: { problem?: string; events: number }[] };
+  assert.equal(json.sessions.length, Number(m[1]));
+  assert.ok(json.sessions.every((s) => !s.problem && s.events > 0));
+});
