@@ -73,6 +73,12 @@ export class PgSession {
   private cancelPid: number | undefined;
   /** Until the first ReadyForQuery (and a clean chunk boundary) s2c is handled message by message, to swap BackendKeyData. */
   private s2cPerMessage = true;
+  /**
+   * Bytes of a message that straddled the PasswordMessage were read (and held) before relaying
+   * began; until the reader is at a message boundary again, c2s is forwarded message by message
+   * so the target gets exactly the bytes that are recorded — never a chunk without its head.
+   */
+  private c2sPerMessage = false;
   private sawReady = false;
   private readonly pauses: Record<Side, Set<string>> = { client: new Set(), upstream: new Set() };
   private readonly draining: Record<Side, boolean> = { client: false, upstream: false };
@@ -540,11 +546,23 @@ export class PgSession {
       this.write('upstream', m);
     }
     this.early = [];
+    this.c2sPerMessage = this.c2s.buffered > 0;
     this.resume('client', 'auth');
     o.logger.info({ session_id: this.id, sub: this.identity?.sub, target_id: this.target?.id, upstream_auth: method, tls: this.clientTls }, 'pg session started');
   }
 
+  private readonly forwardC2S = (type: number, message: Buffer): void => {
+    this.recordC2S(type, message);
+    this.write('upstream', message);
+  };
+
   private relayC2S(chunk: Buffer): void {
+    if (this.c2sPerMessage) {
+      const err = this.c2s.push(chunk, this.forwardC2S);
+      if (err) return this.refuse(err.code, err.message, 'protocol_error');
+      if (this.c2s.buffered === 0) this.c2sPerMessage = false;
+      return;
+    }
     const err = this.c2s.push(chunk, this.recordC2S);
     if (err) {
       if (err.offset > 0) this.write('upstream', chunk.subarray(0, err.offset));
