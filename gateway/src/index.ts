@@ -91,8 +91,10 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     secureContext,
   });
   const onPressure = (on: boolean): void => proxy.onSinkPressure(on);
-  const onFailure = (err: Error): void =>
+  const onFailure = (err: Error): void => {
     logger.error({ err: err.message, fail_closed: gateway.fail_closed }, 'event log failure: events cannot be made durable');
+    proxy.onSinkFailure();
+  };
   options.sink.on('pressure', onPressure);
   options.sink.on('failure', onFailure);
   let address: { host: string; port: number };

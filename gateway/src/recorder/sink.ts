@@ -32,11 +32,12 @@ export class EventSink extends EventEmitter<EventSinkEvents> {
   private scheduled = false;
   private pending = 0;
   private pressured = false;
-  private inflight = new Set<Promise<void>>();
+  /** The one send in flight. One at a time keeps per-session order across retries and failures. */
+  private sending: Promise<void> | undefined;
   /** Set once a non-retriable error made events impossible to persist. */
   failure: Error | undefined;
-  /** Counters for /metrics. */
-  readonly stats = { records: 0, bytes: 0, sends: 0, send_errors: 0 };
+  /** Counters for /metrics. `lost_records`: records of sends that failed for good. */
+  readonly stats = { records: 0, bytes: 0, sends: 0, send_errors: 0, lost_records: 0 };
 
   constructor(
     private readonly producer: Producer,
@@ -61,34 +62,51 @@ export class EventSink extends EventEmitter<EventSinkEvents> {
     this.stats.records++;
     this.stats.bytes += value.length;
     if (!this.pressured && this.pending >= this.options.high_water_bytes) this.setPressure(true);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flush);
-    }
+    this.schedule();
   }
 
+  private schedule(): void {
+    if (this.scheduled || this.sending) return;
+    this.scheduled = true;
+    setImmediate(this.flush);
+  }
+
+  /**
+   * Send everything accumulated as one batch. While a send (with its retries) is in flight, new
+   * records accumulate and go in the next batch, after it — so a batch retried after a transient
+   * error can never be overtaken by a later one (Kafka without a spool would otherwise reorder).
+   */
   private readonly flush = (): void => {
     this.scheduled = false;
-    if (this.batch.length === 0) return;
+    if (this.sending || this.batch.length === 0) return;
     const records = this.batch;
     const bytes = this.batchBytes;
     this.batch = [];
     this.batchBytes = 0;
-    const p = this.sendWithRetry(records).then(
-      () => {
-        this.pending -= bytes;
-        if (this.pressured && this.pending <= this.options.low_water_bytes) this.setPressure(false);
-      },
-      (err: Error) => {
-        // Non-retriable: the records could not be made durable. Latch the failure; pending bytes
-        // stay counted so pressure holds and no more client data is read for recording.
-        this.failure ??= err;
-        this.emit('failure', err);
-      },
-    );
-    this.inflight.add(p);
-    void p.finally(() => this.inflight.delete(p));
+    this.sending = this.sendWithRetry(records)
+      .then(
+        () => this.release(bytes),
+        (err: Error) => {
+          // Non-retriable: these records cannot be made durable. Count them as lost and release
+          // their bytes (so pressure cannot latch forever); latch the failure, which makes the
+          // gateway end live sessions and refuse new ones when fail-closed.
+          this.stats.lost_records += records.length;
+          this.release(bytes);
+          const first = this.failure === undefined;
+          this.failure ??= err;
+          if (first) this.emit('failure', err);
+        },
+      )
+      .finally(() => {
+        this.sending = undefined;
+        if (this.batch.length > 0) this.schedule();
+      });
   };
+
+  private release(bytes: number): void {
+    this.pending -= bytes;
+    if (this.pressured && this.pending <= this.options.low_water_bytes) this.setPressure(false);
+  }
 
   private async sendWithRetry(records: LogRecord[]): Promise<void> {
     for (;;) {
@@ -111,7 +129,10 @@ export class EventSink extends EventEmitter<EventSinkEvents> {
 
   /** Wait until everything appended so far is durable (or failed). */
   async drain(): Promise<void> {
-    if (this.scheduled) this.flush();
-    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    for (;;) {
+      if (this.sending) await this.sending;
+      else if (this.batch.length > 0) this.flush();
+      else return;
+    }
   }
 }

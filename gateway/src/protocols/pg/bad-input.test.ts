@@ -208,6 +208,29 @@ test('fail closed: once the event log has failed, new sessions get FATAL 57P03 "
   }
 });
 
+test('fail closed: a live session is ended (57P03) when the event log fails, not left running unrecorded', async () => {
+  const fc = await startHarness({ issuer: h.issuer });
+  try {
+    const c = await connect(fc, 'live');
+    c.on('error', () => {});
+    assert.equal((await c.query('select 1 as one')).rows[0].one, 1);
+    const ended = new Promise<Error>((resolve) => c.once('error', resolve));
+    fc.producer.failWith = new LogError('LOG_ERR_IO', 'disk gone', false);
+    const attempt = c.query('select 2').then(() => undefined, (e: Error) => e);
+    const err = (await Promise.race([ended, attempt])) as (Error & { code?: string }) | undefined;
+    await until(() => fc.sink.failure !== undefined, 3000, 'sink failure');
+    await until(() => fc.gw.activeSessions() === 0, 5000, 'the live session ended');
+    const refusal = err ?? (await ended);
+    assert.match(String((refusal as { code?: string }).code ?? refusal.message), /57P03|audit log|terminat/i);
+    assert.ok(fc.sink.stats.lost_records > 0, 'the unrecordable events are counted as lost');
+    await fc.sink.drain();
+    assert.equal(fc.sink.pendingBytes, 0, 'pending bytes released: pressure cannot latch forever');
+    assert.equal(fc.sink.underPressure, false);
+  } finally {
+    await fc.close();
+  }
+});
+
 test('event-log pressure pauses relaying and resumes it when the log catches up', async () => {
   let open!: () => void;
   const ph = await startHarness({ issuer: h.issuer, sink: { high_water_bytes: 256 * 1024, low_water_bytes: 64 * 1024 } });

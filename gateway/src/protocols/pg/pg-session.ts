@@ -255,6 +255,12 @@ export class PgSession {
     this.refuse('GW_ERR_SHUTDOWN', 'terminating connection due to gateway shutdown', 'gateway_shutdown', 'none', 's2c');
   }
 
+  /** The event log failed for good and the gateway is fail-closed: end this session now. */
+  auditUnavailable(): void {
+    if (this.ended) return;
+    this.refuse('GW_ERR_AUDIT_UNAVAILABLE', 'terminating connection: the audit log is unavailable', 'refused', 'none', 's2c');
+  }
+
   destroySockets(): void {
     this.client.destroy();
     this.upstream?.destroy();

@@ -102,6 +102,15 @@ export class PgProxy {
     for (const s of this.sessions) s.setSinkPressure(on);
   }
 
+  /**
+   * Called when the EventSink latched a non-retriable failure: with fail-closed, no session may go
+   * on unrecorded, so every live session ends (57P03) — new ones are refused at startup already.
+   */
+  onSinkFailure(): void {
+    if (!this.options.failClosed) return;
+    for (const s of [...this.sessions]) s.auditUnavailable();
+  }
+
   /** Stop listening, end every session with gateway_shutdown, wait until they are gone. */
   async close(): Promise<void> {
     this.closing = true;
