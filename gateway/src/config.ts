@@ -55,6 +55,12 @@ export const GatewaySectionSchema = Type.Object(
     postgres: Type.Object({}, { additionalProperties: true }),
     /** Refuse new sessions (57P03) while the event log cannot make events durable. */
     fail_closed: Type.Boolean({ default: true }),
+    /**
+     * With fail_closed: refuse new sessions (57P03) once the event log has held the gateway under
+     * backpressure for this long (log full, disk or broker stalled). Live sessions stay paused —
+     * nothing is dropped — but nobody new is let in to wait behind them. 0 disables.
+     */
+    max_log_stall_ms: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 10_000 }),
   },
   { additionalProperties: false },
 );
@@ -93,6 +99,7 @@ export interface GatewaySection {
   readonly id: string;
   readonly postgres: PostgresListenerConfig;
   readonly fail_closed: boolean;
+  readonly max_log_stall_ms: number;
 }
 export interface GatewayConfig {
   readonly gateway: GatewaySection;
@@ -162,7 +169,7 @@ export function parseGatewayConfig(input: unknown, env: NodeJS.ProcessEnv = proc
 
   const id = (gw.id as string | undefined) ?? env.VIGIL_GATEWAY_ID ?? hostname();
   return deepFreeze({
-    gateway: { id, postgres: pg, fail_closed: gw.fail_closed as boolean },
+    gateway: { id, postgres: pg, fail_closed: gw.fail_closed as boolean, max_log_stall_ms: gw.max_log_stall_ms as number },
     targets,
   });
 }

@@ -82,6 +82,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     gatewayId: gateway.id,
     gatewayVersion: GATEWAY_VERSION,
     failClosed: gateway.fail_closed,
+    maxLogStallMs: gateway.max_log_stall_ms,
     targets: new Map(targets.map((t) => [t.id, t])),
     targetCa,
     verifier: options.verifier,

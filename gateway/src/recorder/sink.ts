@@ -32,6 +32,7 @@ export class EventSink extends EventEmitter<EventSinkEvents> {
   private scheduled = false;
   private pending = 0;
   private pressured = false;
+  private pressuredAt = 0;
   /** The one send in flight. One at a time keeps per-session order across retries and failures. */
   private sending: Promise<void> | undefined;
   /** Set once a non-retriable error made events impossible to persist. */
@@ -53,6 +54,11 @@ export class EventSink extends EventEmitter<EventSinkEvents> {
 
   get underPressure(): boolean {
     return this.pressured;
+  }
+
+  /** How long the current pressure episode has lasted (0 when not under pressure). */
+  pressuredForMs(): number {
+    return this.pressured ? Date.now() - this.pressuredAt : 0;
   }
 
   append(key: string, value: Buffer, headers?: Record<string, string>): void {
@@ -124,6 +130,7 @@ export class EventSink extends EventEmitter<EventSinkEvents> {
 
   private setPressure(on: boolean): void {
     this.pressured = on;
+    if (on) this.pressuredAt = Date.now();
     this.emit('pressure', on);
   }
 

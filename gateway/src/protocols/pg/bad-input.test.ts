@@ -255,6 +255,35 @@ test('event-log pressure pauses relaying and resumes it when the log catches up'
   }
 });
 
+test('fail closed: after max_log_stall_ms of backpressure, new sessions are refused at once (57P03), live ones stay paused', async () => {
+  let open!: () => void;
+  const ph = await startHarness({ issuer: h.issuer, max_log_stall_ms: 300, sink: { high_water_bytes: 256 * 1024, low_water_bytes: 64 * 1024 } });
+  try {
+    const c = await connect(ph, 'stalled');
+    ph.producer.gate = new Promise<void>((r) => (open = r));
+    const q = c.query(`select repeat('x', 1000) from generate_series(1, 20000)`);
+    await until(() => ph.sink.underPressure, 5000, 'pressure');
+    await sleep(400);
+    const t0 = Date.now();
+    const c2 = await RawPg.open(ph.port);
+    c2.send(wire.startup({ user: 'newcomer', database: 'main' }));
+    const rest = await c2.closedWith();
+    const f = errorFields(rest.find((m) => m[0] === 0x45)!);
+    assert.equal(f.C, '57P03');
+    assert.match(f.M!, /not keeping up/);
+    assert.ok(Date.now() - t0 < 2000, 'refused at once, not after the auth timeout');
+    assert.equal(ph.gw.activeSessions(), 1, 'the live session is paused, not ended');
+    ph.producer.gate = undefined;
+    open();
+    assert.equal((await q).rows.length, 20000, 'and completes once the log catches up');
+    await c.end();
+  } finally {
+    ph.producer.gate = undefined;
+    open?.();
+    await ph.close();
+  }
+});
+
 test('close(): sessions end with gateway_shutdown (client gets 57P01) and the sink is drained', async () => {
   const sh = await startHarness({ issuer: h.issuer });
   const c = await connect(sh, 'leaving');

@@ -335,7 +335,8 @@ export class PgSession {
     if (o.listener.require_tls && !this.clientTls) {
       return this.refuse('GW_ERR_TLS_REQUIRED', 'TLS is required by this gateway (connect with sslmode=require)', 'refused');
     }
-    if (o.failClosed && o.sink.failure) return this.refuse('GW_ERR_AUDIT_UNAVAILABLE', 'audit log unavailable', 'refused');
+    const refusal = this.proxy.auditRefusal();
+    if (refusal) return this.refuse('GW_ERR_AUDIT_UNAVAILABLE', refusal, 'refused');
     if (params.has('replication')) return this.refuse('GW_ERR_STARTUP_INVALID', 'replication connections are not supported by the gateway', 'refused');
     const database = params.get('database') || user;
     const slash = database.indexOf('/');
@@ -532,7 +533,8 @@ export class PgSession {
 
   private beginRelay(method: string): void {
     const o = this.proxy.options;
-    if (o.failClosed && o.sink.failure) return this.refuse('GW_ERR_AUDIT_UNAVAILABLE', 'audit log unavailable', 'refused');
+    const refusal = this.proxy.auditRefusal();
+    if (refusal) return this.refuse('GW_ERR_AUDIT_UNAVAILABLE', refusal, 'refused');
     this.move(PgEvent.UpstreamAuthenticated);
     clearTimeout(this.authTimer);
     this.proxy.metrics.sessions_started_total++;

@@ -18,6 +18,8 @@ export interface PgProxyOptions {
   gatewayId: string;
   gatewayVersion: string;
   failClosed: boolean;
+  /** Refuse new sessions after this long under event-log backpressure (0 = never). */
+  maxLogStallMs: number;
   targets: ReadonlyMap<string, TargetConfig>;
   /** CA bundles of verify-full targets, loaded at start (target id → PEM). */
   targetCa: ReadonlyMap<string, Buffer>;
@@ -90,7 +92,8 @@ export class PgProxy {
     try {
       const session = new PgSession(this, socket);
       this.sessions.add(session);
-      if (this.options.sink.underPressure) session.setSinkPressure(true);
+      // A session that will be refused for a stalled log must still be read, to be told so.
+      if (this.options.sink.underPressure && !this.auditRefusal()) session.setSinkPressure(true);
     } catch (err) {
       this.options.logger.error({ err: (err as Error).message }, 'pg session setup failed');
       socket.destroy();
@@ -106,6 +109,15 @@ export class PgProxy {
    * Called when the EventSink latched a non-retriable failure: with fail-closed, no session may go
    * on unrecorded, so every live session ends (57P03) — new ones are refused at startup already.
    */
+  /** Why a new session must be refused now, or undefined: fail-closed and the log failed or stalled. */
+  auditRefusal(): string | undefined {
+    const o = this.options;
+    if (!o.failClosed) return undefined;
+    if (o.sink.failure) return 'audit log unavailable';
+    if (o.maxLogStallMs > 0 && o.sink.pressuredForMs() > o.maxLogStallMs) return 'audit log unavailable (not keeping up)';
+    return undefined;
+  }
+
   onSinkFailure(): void {
     if (!this.options.failClosed) return;
     for (const s of [...this.sessions]) s.auditUnavailable();

@@ -112,6 +112,7 @@ export async function startHarness(overrides: {
   postgres?: Record<string, unknown>;
   targets?: Record<string, unknown>[];
   fail_closed?: boolean;
+  max_log_stall_ms?: number;
   sink?: { high_water_bytes?: number; low_water_bytes?: number };
   env?: NodeJS.ProcessEnv;
   issuer?: Issuer;
@@ -126,7 +127,7 @@ export async function startHarness(overrides: {
   const issuer = overrides.issuer ?? (await createIssuer());
   const { logger, lines } = captureLogger();
   const gw = await startGateway({
-    config: { id: 'gw-test', postgres: { listen_port: 0, auth_timeout_ms: 5000, ...overrides.postgres }, fail_closed: overrides.fail_closed ?? true },
+    config: { id: 'gw-test', postgres: { listen_port: 0, auth_timeout_ms: 5000, ...overrides.postgres }, fail_closed: overrides.fail_closed ?? true, ...(overrides.max_log_stall_ms !== undefined ? { max_log_stall_ms: overrides.max_log_stall_ms } : {}) },
     targets: overrides.targets ?? [{ id: 'main', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres' }],
     verifier: issuer.verifier,
     sink,
