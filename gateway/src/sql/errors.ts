@@ -38,6 +38,11 @@ export const SQL_ERRORS = {
     sqlstate: '22021',
     description: 'The statement text is not valid UTF-8 (invalid bytes, lone surrogates) or contains a NUL character.',
   },
+  GW_ERR_SQL_PARSER_FAILED: {
+    retriable: false,
+    sqlstate: 'XX000',
+    description: 'The parser failed internally (not a syntax error). If a canary parse then fails too, every later statement gets this code until restart (fail closed).',
+  },
   GW_ERR_SQL_MULTIPLE_STATEMENTS: {
     retriable: false,
     sqlstate: '42601',
