@@ -87,6 +87,16 @@ export const TargetSchema = Type.Object(
     /** Role the gateway logs in as; callers never learn its password. */
     user: Type.String({ minLength: 1 }),
     password: Type.Optional(SecretRef),
+    /**
+     * Password methods the gateway answers when the target asks (trust is always fine: nothing is
+     * sent). Default SCRAM only. md5 hands out a replayable hash and cleartext the password itself
+     * to whoever answers at the target's address: allow them only with tls.mode verify-full.
+     */
+    auth_methods: Type.Array(Type.Union([Type.Literal('scram-sha-256'), Type.Literal('md5'), Type.Literal('cleartext')]), {
+      minItems: 1,
+      uniqueItems: true,
+      default: ['scram-sha-256'],
+    }),
     /** Absent: plaintext (mode disable). */
     tls: Type.Optional(TargetTlsSchema),
   },

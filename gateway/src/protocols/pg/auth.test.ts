@@ -113,13 +113,15 @@ async function passwordGateway(env: NodeJS.ProcessEnv, targets: Record<string, u
 test('upstream SCRAM-SHA-256, md5 and cleartext logins; the password is in no recorded byte, error or log line', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vigil-secret-'));
   writeFileSync(join(dir, 'md5pw'), `${pgpw.roles.md5.password}\n`);
-  const target = (id: string, role: { user: string }, pw: Record<string, string>): Record<string, unknown> => ({
-    id, protocol: 'postgres', host: '127.0.0.1', port: pgpw.port, database: 'postgres', user: role.user, password: pw,
+  const target = (id: string, role: { user: string }, pw: Record<string, string>, auth_methods = ['scram-sha-256']): Record<string, unknown> => ({
+    id, protocol: 'postgres', host: '127.0.0.1', port: pgpw.port, database: 'postgres', user: role.user, password: pw, auth_methods,
   });
   const h = await passwordGateway({ VIGIL_PG_SCRAM: pgpw.roles.scram.password, VIGIL_PG_CLEAR: pgpw.roles.cleartext.password }, [
     target('scram', pgpw.roles.scram, { env: 'VIGIL_PG_SCRAM' }),
-    target('md5', pgpw.roles.md5, { file: join(dir, 'md5pw') }),
-    target('clear', pgpw.roles.cleartext, { env: 'VIGIL_PG_CLEAR' }),
+    target('md5', pgpw.roles.md5, { file: join(dir, 'md5pw') }, ['md5']),
+    target('clear', pgpw.roles.cleartext, { env: 'VIGIL_PG_CLEAR' }, ['cleartext']),
+    // Default auth_methods (SCRAM only): a target asking for cleartext never gets the password.
+    target('clear-default', pgpw.roles.cleartext, { env: 'VIGIL_PG_CLEAR' }),
     target('scram-wrong', pgpw.roles.scram, { value: 'definitely-wrong-password' }),
   ]);
   try {
@@ -135,6 +137,13 @@ test('upstream SCRAM-SHA-256, md5 and cleartext logins; the password is in no re
       assert.equal(e.code, '28000');
       assert.match(e.message ?? '', /could not log in to target "scram-wrong"/);
       assert.ok(!(e.message ?? '').includes('definitely-wrong-password'));
+      return true;
+    });
+    // A target asking for cleartext when auth_methods does not allow it: refused, nothing sent.
+    const downgraded = new pg.Client({ host: '127.0.0.1', port: h.port, user: 'alice', database: 'clear-default', password: await issuer.mint('alice') });
+    await assert.rejects(downgraded.connect(), (e: { code?: string; message?: string }) => {
+      assert.equal(e.code, '28000');
+      assert.match(e.message ?? '', /could not log in to target "clear-default": target asks for cleartext authentication, which this target's auth_methods does not allow/);
       return true;
     });
     await h.sink.drain();

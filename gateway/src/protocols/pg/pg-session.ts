@@ -451,7 +451,7 @@ export class PgSession {
     up.on('error', (err: NodeJS.ErrnoException) => o.logger.debug({ session_id: this.id, err: err.code }, 'target socket error'));
     if (this.pauses.upstream.size > 0) up.pause();
     this.move(PgEvent.UpstreamConnected);
-    this.upstreamAuth = new UpstreamAuth({ user: target.user, database: this.dbName!, password, params: this.forwardParams });
+    this.upstreamAuth = new UpstreamAuth({ user: target.user, database: this.dbName!, password, params: this.forwardParams, allowed: new Set(target.auth_methods) });
     password = undefined;
     up.write(this.upstreamAuth.startup());
   }

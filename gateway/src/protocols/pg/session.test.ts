@@ -71,10 +71,17 @@ test('upstream auth core: StartupMessage carries the target user/db and client p
   const ok = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0]);
   assert.deepEqual(a.onMessage(0x52, ok), { kind: 'ok', method: 'trust' });
   // cleartext asked but no password configured
-  const b = new UpstreamAuth({ user: 'app', database: 'db', password: undefined, params: new Map() });
-  const step = b.onMessage(0x52, Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3]));
+  const cleartextAsk = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3]);
+  const b = new UpstreamAuth({ user: 'app', database: 'db', password: undefined, params: new Map(), allowed: new Set(['cleartext']) });
+  const step = b.onMessage(0x52, cleartextAsk);
   assert.equal(step.kind, 'fail');
   assert.ok(step.kind === 'fail' && step.code === 'GW_ERR_UPSTREAM_AUTH' && /none is configured/.test(step.message));
+  // by default (SCRAM only) a cleartext or md5 request is refused before the password is touched
+  for (const ask of [cleartextAsk, Buffer.from([0x52, 0, 0, 0, 12, 0, 0, 0, 5, 1, 2, 3, 4])]) {
+    const d = new UpstreamAuth({ user: 'app', database: 'db', password: new Secret('pw'), params: new Map() });
+    const refused = d.onMessage(0x52, ask);
+    assert.ok(refused.kind === 'fail' && /auth_methods does not allow/.test(refused.message), JSON.stringify(refused));
+  }
   // a target skipping SCRAM's server signature is refused
   const c = new UpstreamAuth({ user: 'app', database: 'db', password: new Secret('pw'), params: new Map() });
   const sasl = Buffer.concat([Buffer.from([0x52, 0, 0, 0, 23, 0, 0, 0, 10]), Buffer.from('SCRAM-SHA-256\0\0')]);

@@ -30,7 +30,15 @@ export interface UpstreamAuthOptions {
   password: Secret | undefined;
   /** Client startup parameters to pass through (application_name, client_encoding, DateStyle…). */
   params: ReadonlyMap<string, string>;
+  /**
+   * Password methods the gateway will answer (trust needs no secret and is always accepted).
+   * Default SCRAM only: a target (or an impostor at its address) that asks for cleartext or md5
+   * would otherwise receive the password or a replayable hash of it.
+   */
+  allowed?: ReadonlySet<Exclude<UpstreamAuthMethod, 'trust'>>;
 }
+
+const DEFAULT_ALLOWED: ReadonlySet<Exclude<UpstreamAuthMethod, 'trust'>> = new Set(['scram-sha-256']);
 
 export class UpstreamAuth {
   private password: Secret | undefined;
@@ -58,6 +66,14 @@ export class UpstreamAuth {
     return upstream ? { kind: 'fail', code, message, upstream } : { kind: 'fail', code, message };
   }
 
+  private refuseMethod(method: Exclude<UpstreamAuthMethod, 'trust'>): UpstreamAuthStep | undefined {
+    if ((this.options.allowed ?? DEFAULT_ALLOWED).has(method)) return undefined;
+    return this.fail(
+      'GW_ERR_UPSTREAM_AUTH',
+      `target asks for ${method} authentication, which this target's auth_methods does not allow (the password is not sent)`,
+    );
+  }
+
   private needPassword(): string | undefined {
     return this.password?.reveal();
   }
@@ -83,12 +99,16 @@ export class UpstreamAuth {
           this.password = undefined;
           return { kind: 'ok', method: this.method };
         case AuthCode.CleartextPassword: {
+          const refused = this.refuseMethod('cleartext');
+          if (refused) return refused;
           const pw = this.needPassword();
           if (pw === undefined) return this.fail('GW_ERR_UPSTREAM_AUTH', 'target asks for a password but none is configured');
           this.method = 'cleartext';
           return { kind: 'send', data: passwordMessage(pw) };
         }
         case AuthCode.MD5Password: {
+          const refused = this.refuseMethod('md5');
+          if (refused) return refused;
           const pw = this.needPassword();
           if (pw === undefined) return this.fail('GW_ERR_UPSTREAM_AUTH', 'target asks for a password but none is configured');
           if (message.length !== 13) return this.fail('GW_ERR_UPSTREAM_PROTOCOL', 'malformed AuthenticationMD5Password');
@@ -100,6 +120,8 @@ export class UpstreamAuth {
           if (!mechanisms.includes('SCRAM-SHA-256')) {
             return this.fail('GW_ERR_UPSTREAM_AUTH', `target offers no supported SASL mechanism (${mechanisms.join(', ')})`);
           }
+          const refused = this.refuseMethod('scram-sha-256');
+          if (refused) return refused;
           const pw = this.needPassword();
           if (pw === undefined) return this.fail('GW_ERR_UPSTREAM_AUTH', 'target asks for a password but none is configured');
           this.method = 'scram-sha-256';
