@@ -134,6 +134,9 @@ const CORPUS: Case[] = [
   { sql: 'SELECT my_func(1)', kind: 'SelectStmt', has: ['function_call'] },
   { sql: 'SELECT pg_catalog.now(), upper(x), extract(year from d) FROM t', kind: 'SelectStmt', has: ['read'], not: ['function_call'] },
   { sql: 'SELECT public.lower(x) FROM t', kind: 'SelectStmt', has: ['function_call'] },
+  { sql: 'SELECT "LOWER"(x) FROM t', kind: 'SelectStmt', has: ['function_call'], functions: ['lower'] },
+  { sql: 'SELECT "pg_catalog.lower"(x) FROM t', kind: 'SelectStmt', has: ['function_call'] },
+  { sql: 'SELECT "PG_TERMINATE_BACKEND"(1)', kind: 'SelectStmt', has: ['dangerous_function'] },
   // transaction control
   { sql: 'BEGIN', kind: 'TransactionStmt', has: ['transaction_control'] },
   { sql: 'BEGIN ISOLATION LEVEL SERIALIZABLE', kind: 'TransactionStmt', has: ['transaction_control'] },
@@ -347,4 +350,37 @@ test('cache: entry bound and byte bound are respected, least recently used goes 
   small.analyse(long);
   assert.equal(small.stats().entries, 0, 'a text over the key limit is never stored');
   assert.equal(small.stats().uncacheable, 2);
+});
+
+test('fuzz: mutated statements never throw, and every split piece re-analyses to the same verdict', () => {
+  let seed = 0x5eed;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const noise = [';', "'", '"', '$$', '$x$', '--', '/*', '*/', '(', ')', '\n', 'é', '😀', '\\', 'E\'', ' ', ',', 'DELETE FROM t', '\uD800'];
+  let parsedPieces = 0;
+  for (let i = 0; i < 1500; i++) {
+    let sql = CORPUS[rand(CORPUS.length)]!.sql + '; ' + CORPUS[rand(CORPUS.length)]!.sql;
+    for (let m = rand(4); m > 0; m--) {
+      const at = rand(sql.length + 1);
+      sql = rand(3) === 0 ? sql.slice(0, at) + sql.slice(at + rand(5)) : sql.slice(0, at) + noise[rand(noise.length)] + sql.slice(at);
+    }
+    const all = analyse(sql);
+    for (const a of all) {
+      assert.ok(Object.isFrozen(a) && a.features.every((f) => (STATEMENT_FEATURES as readonly string[]).includes(f)));
+      if (a.kind === 'unparsable') {
+        assert.deepEqual(a.features, ['unparsable']);
+        assert.ok(a.code !== undefined && a.error !== undefined);
+        continue;
+      }
+      const again = analyse(a.text);
+      assert.equal(again.length, 1, `piece ${JSON.stringify(a.text)} of ${JSON.stringify(sql)}`);
+      assert.equal(again[0]!.kind, a.kind);
+      assert.deepEqual([...again[0]!.features].sort(), [...a.features].sort());
+      parsedPieces++;
+    }
+  }
+  assert.ok(parsedPieces > 1000, `${parsedPieces} pieces re-checked`);
+  assert.equal(sqlParserBroken(), undefined);
 });

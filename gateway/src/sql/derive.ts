@@ -155,13 +155,13 @@ export function deriveStatement(stmt: Obj): Derived {
 }
 
 function onFuncCall(call: Obj, live: boolean, features: Set<StatementFeature>, functions: Set<string>): void {
-  const name = nameOf(asArray(call.funcname)).toLowerCase();
-  if (name === '') return;
-  functions.add(name);
+  const parts = nameParts(asArray(call.funcname));
+  if (parts.length === 0) return;
+  functions.add(parts.join('.').toLowerCase());
   if (!live) return;
-  if (isDangerousFunction(name)) features.add('dangerous_function');
-  if (!isBuiltinFunction(name)) features.add('function_call');
-  if (name === 'set_config' || name === 'pg_catalog.set_config') {
+  if (isDangerousFunction(parts)) features.add('dangerous_function');
+  if (!isBuiltinFunction(parts)) features.add('function_call');
+  if (parts[parts.length - 1]!.toLowerCase() === 'set_config') {
     // set_config('role', …) is SET ROLE by another name. A setting name that is not a constant
     // could be anything, so it counts as a role change and as dangerous.
     const setting = constantString(asArray(call.args)[0]);
@@ -239,14 +239,19 @@ function rangeVarName(rv: Obj): string {
   return [rv.catalogname, rv.schemaname, rv.relname].filter((p) => typeof p === 'string' && p !== '').join('.');
 }
 
-/** `[{String:{sval:'a'}}, {String:{sval:'b'}}]` → 'a.b'. */
-function nameOf(parts: unknown[]): string {
+/** `[{String:{sval:'a'}}, {String:{sval:'b'}}]` → ['a', 'b']. */
+function nameParts(parts: unknown[]): string[] {
   const out: string[] = [];
   for (const p of parts) {
     const s = asObj(asObj(p)?.String)?.sval;
     if (typeof s === 'string') out.push(s);
   }
-  return out.join('.');
+  return out;
+}
+
+/** `[{String:{sval:'a'}}, {String:{sval:'b'}}]` → 'a.b'. */
+function nameOf(parts: unknown[]): string {
+  return nameParts(parts).join('.');
 }
 
 function asObj(v: unknown): Obj | undefined {

@@ -58,9 +58,12 @@ const DANGEROUS_FUNCTIONS = new Set([
   'ts_stat',
 ]);
 
-/** True for a dangerous function name (any schema); every dblink_* function counts (dblink extension). */
-export function isDangerousFunction(qualifiedName: string): boolean {
-  const name = lastComponent(qualifiedName);
+/**
+ * True for a dangerous function, given its name as parsed (`['pg_catalog', 'pg_read_file']`): the
+ * last part, in any schema and any case; every dblink_* function counts (dblink extension).
+ */
+export function isDangerousFunction(nameParts: readonly string[]): boolean {
+  const name = (nameParts[nameParts.length - 1] ?? '').toLowerCase();
   return DANGEROUS_FUNCTIONS.has(name) || name === 'dblink' || name.startsWith('dblink_');
 }
 
@@ -75,23 +78,19 @@ const BUILTINS: ReadonlySet<string> = new Set(
   readFileSync(new URL('./builtin-functions.txt', import.meta.url), 'utf8')
     .split('\n')
     .map((line) => line.trim())
-    .filter((line) => line !== '' && !line.startsWith('#'))
-    .map((line) => line.toLowerCase()),
+    .filter((line) => line !== '' && !line.startsWith('#')),
 );
 
 /**
  * True when a call is to a pg_catalog builtin: unqualified or qualified with pg_catalog, and a known
- * name. A call qualified with any other schema is never builtin (it names someone's function).
- * Known gap: a user function that shadows a builtin name through search_path or an overload is
- * taken for the builtin.
+ * name, compared exactly as parsed (the parser has already folded unquoted names to lower case, so
+ * `"LOWER"(x)` is somebody's function, not lower()). A call qualified with any other schema is never
+ * builtin. Works on the parsed parts, never a joined string, so `"pg_catalog.lower"(x)` (one quoted
+ * name with a dot in it) is not mistaken for pg_catalog.lower. Known gap: a user function that
+ * shadows a builtin name through search_path or an overload is taken for the builtin.
  */
-export function isBuiltinFunction(qualifiedName: string): boolean {
-  const parts = qualifiedName.split('.');
-  if (parts.length > 2 || (parts.length === 2 && parts[0] !== 'pg_catalog')) return false;
-  return BUILTINS.has(parts[parts.length - 1]!);
-}
-
-function lastComponent(qualifiedName: string): string {
-  const dot = qualifiedName.lastIndexOf('.');
-  return (dot < 0 ? qualifiedName : qualifiedName.slice(dot + 1)).toLowerCase();
+export function isBuiltinFunction(nameParts: readonly string[]): boolean {
+  if (nameParts.length === 0 || nameParts.length > 2) return false;
+  if (nameParts.length === 2 && nameParts[0] !== 'pg_catalog') return false;
+  return BUILTINS.has(nameParts[nameParts.length - 1]!);
 }
