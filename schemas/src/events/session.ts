@@ -11,6 +11,10 @@ export const SessionStarted = Type.Object(
     upstream_tls: Type.Boolean({ description: 'gateway ↔ target leg encrypted' }),
     /** Client application_name or user agent, as the client claimed it. */
     client_app: Type.Optional(Type.String()),
+    /** Client startup parameters forwarded to the target (values clipped). */
+    client_params: Type.Optional(Type.Record(Type.String(), Type.String())),
+    /** Names of client startup parameters the gateway did not forward (e.g. `options`). */
+    dropped_params: Type.Optional(Type.Array(Type.String())),
   },
   { additionalProperties: false, $id: 'vigil.session.started.v1' },
 );

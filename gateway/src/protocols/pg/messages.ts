@@ -102,3 +102,23 @@ export const ErrorField = {
 
 /** Startup parameters the gateway owns and so never forwards upstream. */
 export const GATEWAY_OWNED_PARAMS: ReadonlySet<string> = new Set(['user', 'database', 'replication']);
+
+/**
+ * Startup parameters forwarded to the target: presentation settings drivers send. Anything else —
+ * notably `options` (`-c session_replication_role=replica` turns off audit triggers,
+ * `-c log_statement=none` silences the server log) — would change the target session outside the
+ * recorded stream, so it is dropped, and named in `session.started`. A client that needs another
+ * setting can SET it in the session, where it is recorded like any statement.
+ */
+export const FORWARDED_PARAMS: ReadonlySet<string> = new Set([
+  'application_name',
+  'client_encoding',
+  'DateStyle',
+  'IntervalStyle',
+  'TimeZone',
+  'extra_float_digits',
+  'search_path',
+  'standard_conforming_strings',
+  'datestyle',
+  'timezone',
+]);

@@ -24,7 +24,7 @@ import { GATEWAY_ERRORS, isGatewayError, type GatewayErrorCode } from '../../err
 import { resolveSecret, type Secret } from '../../secrets.ts';
 import type { TargetConfig } from '../../config.ts';
 import * as codec from './codec.ts';
-import { FRONTEND_TYPE_VALID, GATEWAY_OWNED_PARAMS, TYPE_LETTER } from './messages.ts';
+import { FORWARDED_PARAMS, FRONTEND_TYPE_VALID, GATEWAY_OWNED_PARAMS, TYPE_LETTER } from './messages.ts';
 import { PgEvent, PgState, canTransition, inStartupPhase, transition } from './session.ts';
 import { UpstreamAuth, type UpstreamAuthStep } from './upstream-auth.ts';
 import { dial, sendCancel, type DialTarget } from './upstream.ts';
@@ -69,6 +69,8 @@ export class PgSession {
   private claimedUser: string | undefined;
   private clientApp: string | undefined;
   private forwardParams = new Map<string, string>();
+  /** Startup parameters the client sent that are not forwarded (named in session.started). */
+  private droppedParams: string[] = [];
   private identity: VerifiedIdentity | undefined;
   private cancelPid: number | undefined;
   /** Until the first ReadyForQuery (and a clean chunk boundary) s2c is handled message by message, to swap BackendKeyData. */
@@ -351,7 +353,8 @@ export class PgSession {
     const ignored: string[] = [];
     for (const [k, v] of params) {
       if (k.startsWith('_pq_.')) ignored.push(k);
-      else if (!GATEWAY_OWNED_PARAMS.has(k)) this.forwardParams.set(k, v);
+      else if (FORWARDED_PARAMS.has(k)) this.forwardParams.set(k, v);
+      else if (!GATEWAY_OWNED_PARAMS.has(k)) this.droppedParams.push(clip(k));
     }
     this.move(PgEvent.StartupAccepted);
     if (minor > 0 || ignored.length > 0) this.client.write(codec.negotiateProtocolVersion(0, ignored));
@@ -545,6 +548,8 @@ export class PgSession {
       tls: this.clientTls,
       upstream_tls: this.upstreamTls,
       ...(this.clientApp !== undefined ? { client_app: this.clientApp } : {}),
+      ...(this.forwardParams.size > 0 ? { client_params: Object.fromEntries([...this.forwardParams].map(([k, v]) => [k, clip(v)])) } : {}),
+      ...(this.droppedParams.length > 0 ? { dropped_params: this.droppedParams } : {}),
     });
     const ok = codec.authenticationOk();
     this.recorder.frame('s2c', 'R', ok);
