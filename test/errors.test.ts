@@ -6,6 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { GATEWAY_ERRORS } from '@vigil/gateway/errors';
+import { SQL_ERRORS } from '@vigil/gateway/sql/errors';
+import { POLICY_ERRORS } from '@vigil/gateway/policy/errors';
 import { IDENTITY_ERRORS } from '@vigil/identity/errors';
 import { IngestErrors } from '@vigil/ingest/errors';
 import { KafkaLogErrors } from '@vigil/eventlog/kafka/errors';
@@ -15,6 +17,8 @@ import { API_ERRORS } from '@vigil/replay-ui/errors';
 
 const tables: Record<string, Record<string, { retriable: boolean; description: string }>> = {
   gateway: GATEWAY_ERRORS,
+  'gateway/sql': SQL_ERRORS,
+  'gateway/policy': POLICY_ERRORS,
   identity: IDENTITY_ERRORS,
   ingest: IngestErrors,
   'eventlog/kafka': KafkaLogErrors,
