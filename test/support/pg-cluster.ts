@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './vigil-process.ts';
 
-const BIN = '/usr/lib/postgresql/15/bin';
+const BIN = process.env.VIGIL_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
 export interface Cluster {
   port: number;
