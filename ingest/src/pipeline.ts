@@ -38,7 +38,7 @@ import {
 import type { ClickHouseSink } from './sinks/clickhouse/sink.ts';
 import type { SourceBatch } from './sources/log/source.ts';
 import { decodeFrame, finishSession, newDecoderState, type DecodeCounters, type Decoded, type DecoderState } from './transforms/decode/pg/decoder.ts';
-import { crashPoint } from './fault.ts';
+import { afterInsertFault } from './fault.ts';
 
 interface SessionState {
   info: SessionInfo | undefined;
@@ -85,7 +85,7 @@ export class Pipeline {
       await this.lookupUnknownSessions(batch.events);
       const rows = this.fold(batch.events, snapshots);
       await this.sink.write(rows);
-      crashPoint('ingest.crash_after_insert');
+      afterInsertFault();
     } catch (err) {
       for (const [id, snap] of snapshots) {
         if (snap) this.sessions.set(id, snap);

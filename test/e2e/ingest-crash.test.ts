@@ -11,6 +11,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { LocalEventLog } from '@vigil/eventlog/local/index';
 import { openStore, releaseStore } from '@vigil/ingest/store/client';
 import { startVigil } from '../support/vigil-process.ts';
@@ -80,6 +83,61 @@ test('ingest killed between insert and offset commit neither loses nor duplicate
     const sessions = await one("SELECT count() AS n, countIf(sub = 'dave') AS dave FROM sessions");
     assert.equal(Number(sessions.n), final.size, 'one row per recorded session, refused ones included');
     assert.equal(Number(sessions.dave), SESSIONS);
+  } finally {
+    await releaseStore(store);
+  }
+});
+
+test('vigil start: if the ingest thread dies, the process drains and exits 70; after a restart every row lands once', async () => {
+  const onceFile = join(tmpdir(), `vigil-fault-${process.pid}-${Date.now()}`);
+  const first = await startVigil({
+    config: { ingest: { max_batch_rows: 50 } },
+    env: { VIGIL_FAULT: 'ingest.exit_after_insert', VIGIL_FAULT_ONCE_FILE: onceFile },
+  });
+  const token = await first.token('hank');
+  const run = async (port: number) => {
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'hank', database: 'local-pg', password: token });
+    await c.connect();
+    for (let k = 0; k < 10; k++) await c.query('select $1::int as k', [k]);
+    await c.end();
+  };
+  await run(first.gatewayPort).catch(() => {}); // the shutdown may end this session (57P01)
+  assert.equal(await first.exited, 70, `exit code after the ingest thread died:\n${first.output()}`);
+  assert.ok(existsSync(onceFile), 'the fault fired');
+  assert.match(first.output(), /ingest worker exited: shutting down cleanly/);
+
+  const second = await startVigil({ dataDir: first.dataDir, config: { ingest: { max_batch_rows: 50 } } });
+  const token2 = await second.token('hank');
+  for (let i = 0; i < 3; i++) {
+    const c = new pg.Client({ host: '127.0.0.1', port: second.gatewayPort, user: 'hank', database: 'local-pg', password: token2 });
+    await c.connect();
+    for (let k = 0; k < 10; k++) await c.query('select $1::int as k', [k]);
+    await c.end();
+  }
+  const analyst = await second.token('ivy', { roles: ['analyst'] });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${second.apiPort}/api/sessions?sub=hank&limit=100`, { headers: { authorization: `Bearer ${analyst}` } });
+    const body = (await res.json()) as { items: { end_reason: string }[] };
+    // The three sessions of this run (the first run may have died before its session began).
+    if (body.items.filter((s) => s.end_reason).length >= 3) break;
+    assert.ok(Date.now() < deadline, `sessions did not land after the restart:\n${second.output()}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal(await second.stop(), 0, second.output());
+
+  const log = await LocalEventLog.open({ dir: `${first.dataDir}/log`, read_only: true });
+  const recorded = await collectSessions(log, (m) => [...m.values()].filter((s) => ended(s) && startedOf(s)?.sub === 'hank').length >= 3, 10_000);
+  await log.close();
+  const totalEvents = [...recorded.values()].reduce((n, s) => n + s.events.length, 0);
+  const store = await openStore({ kind: 'chdb', path: `${first.dataDir}/clickhouse` });
+  try {
+    await store.command({ query: 'OPTIMIZE TABLE events FINAL' });
+    const one = async (sql: string) => ((await (await store.query({ query: sql, format: 'JSONEachRow' })).json()) as Record<string, string>[])[0]!;
+    const events = await one('SELECT count() AS n, uniqExact(session_id, seq) AS u FROM events');
+    assert.equal(Number(events.n), totalEvents, 'every logged event is in the store once');
+    assert.equal(Number(events.u), totalEvents);
   } finally {
     await releaseStore(store);
   }

@@ -28,6 +28,8 @@ export interface Components {
 }
 
 export interface Running {
+  /** Set by run(): called when a component fails in a way that needs a clean shutdown and restart. */
+  fatal?: (why: string) => void;
   gatewayPort?: number;
   apiUrl?: string;
   devIssuer?: DevIssuer;
@@ -69,7 +71,7 @@ export async function startComponents(config: VigilConfig, which: Components): P
 
     if (which.ingest && which.gateway) {
       // One process with the gateway: ingest gets its own (niced) thread, see workers/ingest-worker.ts.
-      const stop = await startIngestWorker(config, log);
+      const stop = await startIngestWorker(config, log, logger.child({ component: 'ingest-supervisor' }), (why) => running.fatal?.(why));
       stops.push(stop);
     } else if (which.ingest) {
       const ingest = await startIngest({ config: config.ingest, log, store: store!, logger: logger.child({ component: 'ingest' }) });
@@ -114,32 +116,43 @@ export async function startComponents(config: VigilConfig, which: Components): P
   }
 }
 
-/** Ingest in a worker thread consuming `log` (owned here) through a MessagePort; returns its stop. */
-async function startIngestWorker(config: VigilConfig, log: EventLog): Promise<() => Promise<void>> {
+/**
+ * Ingest in a worker thread consuming `log` (owned here) through a MessagePort. Returns its stop.
+ *
+ * If the worker dies, the process shuts down cleanly (gateway drained, every accepted event made
+ * durable) and exits non-zero for its service manager to restart — crash-only, not an in-process
+ * restart: a thread that died inside the chDB engine can leave the process-wide engine unusable
+ * (observed: the API's queries then hang), and the unacknowledged batch is redelivered after the
+ * restart anyway.
+ */
+async function startIngestWorker(config: VigilConfig, log: EventLog, logger: pino.Logger, onFatal: (why: string) => void): Promise<() => Promise<void>> {
+  let stopping = false;
   const { port1, port2 } = new MessageChannel();
   const served = serveEventLog(log, port1);
   const worker = new Worker(new URL('../workers/ingest.mjs', import.meta.url), {
     workerData: { ingest: config.ingest, store: config.store, logLevel: config.log_level, logPort: port2 },
     transferList: [port2],
   });
+  worker.on('error', (err) => logger.error({ err: err.message }, 'ingest worker failed'));
   const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
   await new Promise<void>((resolve, reject) => {
     worker.once('message', (m: { op: string }) => (m.op === 'started' ? resolve() : reject(new Error(`ingest worker: ${m.op}`))));
-    worker.once('error', reject);
     void exited.then((code) => reject(new Error(`ingest worker exited with ${code} during start`)));
   });
-  // A crash of the worker (e.g. the VIGIL_FAULT point) takes the process down with it, as an
-  // in-thread ingest would: a platform that silently stopped indexing is worse than a restart.
-  worker.on('error', (err) => {
-    process.stderr.write(`vigil: ingest worker failed: ${err.message}\n`);
-    process.exit(70);
+  void exited.then(async (code) => {
+    await served.close(); // the in-flight batch stays uncommitted: redelivered on the next start
+    if (stopping) return;
+    logger.fatal({ code }, 'ingest worker exited: shutting down cleanly for a restart (recorded events are safe in the log)');
+    onFatal(`ingest worker exited with ${code}`);
   });
   return async () => {
+    stopping = true;
     const stopped = new Promise<void>((resolve) => worker.on('message', (m: { op: string }) => m.op === 'stopped' && resolve()));
     worker.postMessage({ op: 'stop' });
-    await Promise.race([stopped, exited]);
-    await served.close();
+    // Bounded: a worker stuck in a store retry must not hold shutdown forever (its batch is redelivered).
+    await Promise.race([stopped, exited, new Promise((r) => setTimeout(r, 15_000))]);
     await worker.terminate();
+    await served.close();
   };
 }
 
@@ -149,12 +162,21 @@ export async function run(config: VigilConfig, which: Components): Promise<numbe
   if (which.gateway && which.api && running.devIssuer) {
     process.stderr.write(banner(config, running));
   }
+  let failure: string | undefined;
   await new Promise<void>((resolve) => {
     const onSignal = () => resolve();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    running.fatal = (why) => {
+      failure = why;
+      resolve();
+    };
   });
   await running.stop();
+  if (failure) {
+    process.stderr.write(`vigil: stopped after a fatal error (${failure}); restart to resume\n`);
+    return 70; // EX_SOFTWARE
+  }
   return 0;
 }
 

@@ -39,8 +39,13 @@ parentPort!.postMessage({ op: 'started' });
 
 parentPort!.on('message', async (m: { op: string }) => {
   if (m.op !== 'stop') return;
-  await ingest.stop();
-  await releaseStore(store);
-  await log.close();
-  parentPort!.postMessage({ op: 'stopped' });
+  try {
+    await ingest.stop();
+    await releaseStore(store);
+    await log.close();
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'ingest worker stop failed');
+  } finally {
+    parentPort!.postMessage({ op: 'stopped' });
+  }
 });
