@@ -36,6 +36,11 @@ export const PostgresListenerSchema = Type.Object(
     /** Startup-phase packets (no type byte); PostgreSQL's own MAX_STARTUP_PACKET_LENGTH is 10000. */
     max_startup_bytes: Type.Integer({ minimum: 1024, maximum: 1 * MiB, default: 10_000 }),
     /**
+     * Connections held at once, authenticated or not; more get 53300. With
+     * max_buffered_bytes_per_session this bounds the gateway's memory (worst case the product).
+     */
+    max_sessions: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000 }),
+    /**
      * Hard cap on what one session holds in memory: partly reassembled messages of both directions
      * plus bytes queued toward either socket. Sockets are paused long before this under normal
      * backpressure; crossing it ends the session (53200) instead of growing. Must be ≥ max_frame_bytes.

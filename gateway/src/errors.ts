@@ -39,6 +39,7 @@ export const GATEWAY_ERRORS = {
   GW_ERR_UPSTREAM_AUTH: { retriable: false, sqlstate: '28000', description: "The target rejected the gateway's credentials, or asked for an unsupported method." },
   GW_ERR_UPSTREAM_PROTOCOL: { retriable: false, sqlstate: '08P01', description: 'The target sent a malformed, oversized or unexpected message.' },
   GW_ERR_AUDIT_UNAVAILABLE: { retriable: true, sqlstate: '57P03', description: 'fail_closed is set and the event log cannot make events durable; new sessions are refused.' },
+  GW_ERR_TOO_MANY_SESSIONS: { retriable: true, sqlstate: '53300', description: 'The gateway already holds max_sessions connections (authenticated or not); the new one is refused.' },
   GW_ERR_SESSION_MEMORY: { retriable: false, sqlstate: '53200', description: 'A session held more than max_buffered_bytes_per_session bytes; it was ended.' },
   GW_ERR_SHUTDOWN: { retriable: true, sqlstate: '57P01', description: 'The gateway is shutting down; the session was ended.' },
   GW_ERR_CANCEL_UNKNOWN_KEY: { retriable: false, description: 'A CancelRequest carried a key the gateway did not issue (or of an ended session); it was dropped.' },

@@ -284,6 +284,27 @@ test('fail closed: after max_log_stall_ms of backpressure, new sessions are refu
   }
 });
 
+test('max_sessions: one connection too many gets 53300; the others keep working', async () => {
+  const mh = await startHarness({ issuer: h.issuer, postgres: { max_sessions: 2 } });
+  try {
+    const a = await connect(mh, 'one');
+    const b = await connect(mh, 'two');
+    const c3 = await RawPg.open(mh.port);
+    c3.send(wire.startup({ user: 'three', database: 'main' }));
+    const rest = await c3.closedWith();
+    assert.equal(errorFields(rest.find((m) => m[0] === 0x45)!).C, '53300');
+    assert.equal((await a.query('select 1 as x')).rows[0].x, 1);
+    await b.end();
+    await until(() => mh.gw.activeSessions() === 1, 3000, 'b gone');
+    const d = await connect(mh, 'four');
+    assert.equal((await d.query('select 2 as x')).rows[0].x, 2, 'room again after one left');
+    await a.end();
+    await d.end();
+  } finally {
+    await mh.close();
+  }
+});
+
 test('close(): sessions end with gateway_shutdown (client gets 57P01) and the sink is drained', async () => {
   const sh = await startHarness({ issuer: h.issuer });
   const c = await connect(sh, 'leaving');

@@ -339,6 +339,9 @@ export class PgSession {
     }
     const refusal = this.proxy.auditRefusal();
     if (refusal) return this.refuse('GW_ERR_AUDIT_UNAVAILABLE', refusal, 'refused');
+    if (this.proxy.sessions.size > o.listener.max_sessions) {
+      return this.refuse('GW_ERR_TOO_MANY_SESSIONS', `sorry, too many clients already (the gateway allows ${o.listener.max_sessions})`, 'refused');
+    }
     if (params.has('replication')) return this.refuse('GW_ERR_STARTUP_INVALID', 'replication connections are not supported by the gateway', 'refused');
     const database = params.get('database') || user;
     const slash = database.indexOf('/');
