@@ -32,6 +32,9 @@ test('batches cross the port intact; commit only after ack; a rejection redelive
         throw Object.assign(new Error('transient'), { retriable: true });
       }
       assert.ok(batch.records.length <= 20);
+      // While this handler runs, the owner has committed nothing past what was acknowledged before.
+      const committed = await log.committedOffset('g', 't');
+      assert.equal(Number(committed ?? 0), seen.length, 'no commit ahead of the acknowledgement');
       for (const r of batch.records) {
         assert.equal(r.headers?.n, String(seen.length));
         seen.push(Buffer.from(r.value));
