@@ -59,3 +59,25 @@ test('a statement hidden in the tail of a straddling message is not executed', a
   assert.ok(Buffer.from(c2s[0].data).equals(outer), 'the recording holds the message the target received');
   c.close();
 });
+
+test('a client that closes in the middle of a message: the bytes it sent are recorded as a partial frame', async () => {
+  const c = await RawPg.open(h.port);
+  c.send(wire.startup({ user: 'carol', database: 'main' }));
+  await c.next();
+  c.send(wire.password(await h.issuer.mint('carol')));
+  await until(() => c.messages.some((m) => m[0] === 0x5a), 5000, 'ReadyForQuery');
+  const q = wire.query("select 'never finished'");
+  c.send(q.subarray(0, 9));
+  await sleep(200);
+  c.close();
+  const [sid] = h.sessionsOf('carol');
+  const events = await until(() => {
+    const e = h.session(sid!).events;
+    return e.at(-1)?.type === 'session.ended' ? e : undefined;
+  }, 5000, 'session.ended');
+  const partial = events.filter((e: any) => e.type === 'frame' && e.msg_type === 'partial') as any[];
+  assert.equal(partial.length, 1);
+  assert.equal(partial[0].direction, 'c2s');
+  assert.ok(Buffer.from(partial[0].data).equals(q.subarray(0, 9)), 'exactly the bytes that crossed');
+  assert.equal(h.session(sid!).chainOk, true);
+});

@@ -57,6 +57,16 @@ export class MessageReader {
     return this.held;
   }
 
+  /** The held bytes of an incomplete message (a copy), and forget them; undefined if none or failed. */
+  takeHeld(): Buffer | undefined {
+    if (this.held === 0 || this.failed) return undefined;
+    const bytes = this.need < 0 ? Buffer.from(this.head.subarray(0, this.held)) : Buffer.concat(this.parts, this.held);
+    this.parts = [];
+    this.held = 0;
+    this.need = -1;
+    return bytes;
+  }
+
   private check(type: number, length: number, offset: number): FrameError | undefined {
     if (this.validType && !this.validType(type)) {
       return { code: 'GW_ERR_PROTOCOL', message: `invalid message type 0x${type.toString(16).padStart(2, '0')}`, offset };

@@ -27,6 +27,7 @@ import * as codec from './codec.ts';
 import { FORWARDED_PARAMS, FRONTEND_TYPE_VALID, GATEWAY_OWNED_PARAMS, TYPE_LETTER } from './messages.ts';
 import { PgEvent, PgState, canTransition, inStartupPhase, transition } from './session.ts';
 import { UpstreamAuth, type UpstreamAuthStep } from './upstream-auth.ts';
+import { PgEnforcer, type BlockReport } from './enforce.ts';
 import { dial, sendCancel, type DialTarget } from './upstream.ts';
 import type { SessionStarted } from '@vigil/schemas';
 import { tokenFailure } from './token.ts';
@@ -88,6 +89,8 @@ export class PgSession {
   private ended = false;
   private clientError: string | undefined;
   private clientTerminated = false;
+  /** Inline policy enforcement (enforce.ts); undefined without a policy file: then nothing is parsed. */
+  private enforcer: PgEnforcer | undefined;
 
   constructor(
     private readonly proxy: PgProxy,
@@ -220,6 +223,7 @@ export class PgSession {
   private end(reason: EndReason, detail: string): void {
     if (this.ended) return;
     this.ended = true;
+    if (this.state === PgState.Relaying) this.recordPartials();
     this.state = canTransition(this.state, PgEvent.Close) ? transition(this.state, PgEvent.Close) : PgState.Closed;
     clearTimeout(this.authTimer);
     if (this.cancelPid !== undefined) this.proxy.cancels.release(this.cancelPid);
@@ -251,6 +255,22 @@ export class PgSession {
     this.proxy.sessions.delete(this);
     this.proxy.options.logger.info({ session_id: this.id, reason, ...c }, 'pg session ended');
     this.markClosed();
+  }
+
+  /**
+   * A session can end in the middle of a message (peer closed, target crashed, refusal). In chunk
+   * mode those bytes were already forwarded, so the other side saw them: record them as a frame
+   * with msg_type 'partial' — every byte that crossed the gateway is in the recording.
+   */
+  private recordPartials(): void {
+    if (!this.c2sPerMessage) {
+      const held = this.c2s.takeHeld();
+      if (held) this.recorder.frame('c2s', 'partial', held);
+    }
+    if (!this.s2cPerMessage) {
+      const held = this.s2c.takeHeld();
+      if (held) this.recorder.frame('s2c', 'partial', held);
+    }
   }
 
   shutdown(): void {
@@ -475,7 +495,7 @@ export class PgSession {
   private readonly onUpstreamData = (chunk: Buffer): void =>
     this.guard(() => {
       if (this.ended) return;
-      if (this.state === PgState.Relaying && !this.s2cPerMessage) {
+      if (this.state === PgState.Relaying && !this.s2cPerMessage && !this.enforcer?.rewriting) {
         const err = this.s2c.push(chunk, this.recordS2C);
         this.write('client', err ? chunk.subarray(0, err.offset) : chunk);
         if (err) return this.refuse('GW_ERR_UPSTREAM_PROTOCOL', `target sent a bad message: ${err.message}`, 'protocol_error', 'protocol', 's2c');
@@ -487,7 +507,10 @@ export class PgSession {
       if (!this.ended) this.checkMemory();
     });
 
-  private readonly recordS2C = (type: number, message: Buffer): void => this.recorder.frame('s2c', TYPE_LETTER[type], message);
+  private readonly recordS2C = (type: number, message: Buffer): void => {
+    this.enforcer?.fromServer(type, message); // not rewriting here: only watches ReadyForQuery/ParameterStatus
+    this.recorder.frame('s2c', TYPE_LETTER[type], message);
+  };
   private readonly recordC2S = (type: number, message: Buffer): void => {
     if (type === TERMINATE) this.clientTerminated = true;
     this.recorder.frame('c2s', TYPE_LETTER[type], message);
@@ -502,6 +525,7 @@ export class PgSession {
       if (TYPE_LETTER[type] === 'K' && message.length >= 13) out = this.issueCancelKey(message);
       else if (TYPE_LETTER[type] === 'Z') this.sawReady = true;
     }
+    if (this.enforcer) out = this.enforcer.fromServer(type, out);
     this.recorder.frame('s2c', TYPE_LETTER[type], out);
     this.write('client', out);
   };
@@ -554,29 +578,36 @@ export class PgSession {
       ...(this.forwardParams.size > 0 ? { client_params: Object.fromEntries([...this.forwardParams].map(([k, v]) => [k, clip(v)])) } : {}),
       ...(this.droppedParams.length > 0 ? { dropped_params: this.droppedParams } : {}),
     });
+    const policy = o.policy;
+    if (policy) {
+      const onBlocked = (r: BlockReport): void => this.recorder.event({ type: 'policy.blocked', version: 1, ...r });
+      this.enforcer = new PgEnforcer({ runtime: policy, identity: this.identity!, target_id: this.target!.id, onBlocked });
+    }
     const ok = codec.authenticationOk();
     this.recorder.frame('s2c', 'R', ok);
     this.write('client', ok);
-    for (const m of this.early) {
-      this.recordC2S(m[0]!, m);
-      this.write('upstream', m);
-    }
+    for (const m of this.early) this.forwardC2S(m[0]!, m);
     this.early = [];
-    this.c2sPerMessage = this.c2s.buffered > 0;
+    // With a policy every message is inspected before it is forwarded (a blocked one is substituted).
+    this.c2sPerMessage = this.c2s.buffered > 0 || this.enforcer !== undefined;
     this.resume('client', 'auth');
     o.logger.info({ session_id: this.id, sub: this.identity?.sub, target_id: this.target?.id, upstream_auth: method, tls: this.clientTls }, 'pg session started');
   }
 
+  /** Records what the client sent; forwards it, or its substitute when the policy blocks it (enforce.ts). */
   private readonly forwardC2S = (type: number, message: Buffer): void => {
     this.recordC2S(type, message);
-    this.write('upstream', message);
+    this.write('upstream', this.enforcer ? this.enforcer.fromClient(type, message) : message);
   };
 
   private relayC2S(chunk: Buffer): void {
     if (this.c2sPerMessage) {
+      const up = this.upstream;
+      up?.cork(); // one write for the chunk's messages
       const err = this.c2s.push(chunk, this.forwardC2S);
+      up?.uncork();
       if (err) return this.refuse(err.code, err.message, 'protocol_error');
-      if (this.c2s.buffered === 0) this.c2sPerMessage = false;
+      if (this.c2s.buffered === 0 && !this.enforcer) this.c2sPerMessage = false;
       return;
     }
     const err = this.c2s.push(chunk, this.recordC2S);
