@@ -66,6 +66,11 @@ export const GatewaySectionSchema = Type.Object(
      * nothing is dropped — but nobody new is let in to wait behind them. 0 disables.
      */
     max_log_stall_ms: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 10_000 }),
+    /**
+     * Policy file (YAML, docs/policy.md), enforced inline and hot-reloaded. Absent: no policy, and no
+     * statement is parsed at all. Present: an unreadable or invalid file stops the start.
+     */
+    policy_file: Type.Optional(Type.String({ minLength: 1 })),
   },
   { additionalProperties: false },
 );
@@ -115,6 +120,7 @@ export interface GatewaySection {
   readonly postgres: PostgresListenerConfig;
   readonly fail_closed: boolean;
   readonly max_log_stall_ms: number;
+  readonly policy_file?: string;
 }
 export interface GatewayConfig {
   readonly gateway: GatewaySection;
@@ -184,7 +190,13 @@ export function parseGatewayConfig(input: unknown, env: NodeJS.ProcessEnv = proc
 
   const id = (gw.id as string | undefined) ?? env.VIGIL_GATEWAY_ID ?? hostname();
   return deepFreeze({
-    gateway: { id, postgres: pg, fail_closed: gw.fail_closed as boolean, max_log_stall_ms: gw.max_log_stall_ms as number },
+    gateway: {
+      id,
+      postgres: pg,
+      fail_closed: gw.fail_closed as boolean,
+      max_log_stall_ms: gw.max_log_stall_ms as number,
+      ...(gw.policy_file !== undefined ? { policy_file: gw.policy_file as string } : {}),
+    },
     targets,
   });
 }

@@ -12,6 +12,9 @@ import { gatewayError, isGatewayError } from './errors.ts';
 import { resolveSecret } from './secrets.ts';
 import { silentLogger, type Logger } from './logger.ts';
 import { PgProxy, type PgMetrics } from './protocols/pg/proxy.ts';
+import type { PolicyRuntime } from './protocols/pg/enforce.ts';
+import { watchPolicy, type PolicyHandle } from './policy/index.ts';
+import { initSqlParser, createSqlAnalyser } from './sql/analyse.ts';
 
 export { parseGatewayConfig, type GatewayConfig, type GatewaySection, type TargetConfig } from './config.ts';
 export { GATEWAY_ERRORS, GatewayError, type GatewayErrorCode } from './errors.ts';
@@ -77,6 +80,22 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   }
   if (problems.length > 0) throw gatewayError('GW_ERR_SECRET_UNRESOLVED', problems.join('; '));
 
+  // Policy: loaded now (an unreadable or invalid file throws its PolicyError: no start without the
+  // policy we were given), then hot-reloaded; a bad reload keeps the running policy and is logged.
+  let policyHandle: PolicyHandle | undefined;
+  let policy: PolicyRuntime | undefined;
+  if (gateway.policy_file) {
+    await initSqlParser();
+    const file = gateway.policy_file;
+    policyHandle = watchPolicy(
+      file,
+      (p) => logger.info({ policy_file: file, rules: p.policy.rules.length }, 'policy reloaded'),
+      (err) => logger.warn({ policy_file: file, code: err.code, problems: err.problems.length, err: err.message }, 'policy reload rejected; the running policy stays in force'),
+    );
+    const handle = policyHandle;
+    policy = { current: () => handle.current(), analyser: createSqlAnalyser() };
+  }
+
   const proxy = new PgProxy({
     listener: pg,
     gatewayId: gateway.id,
@@ -90,6 +109,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     logger,
     env,
     secureContext,
+    policy,
   });
   const onPressure = (on: boolean): void => proxy.onSinkPressure(on);
   const onFailure = (err: Error): void => {
@@ -104,9 +124,10 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   } catch (err) {
     options.sink.off('pressure', onPressure);
     options.sink.off('failure', onFailure);
+    policyHandle?.close();
     throw err;
   }
-  logger.info({ gateway_id: gateway.id, host: address.host, port: address.port, tls: !!secureContext, targets: targets.length }, 'pg gateway listening');
+  logger.info({ gateway_id: gateway.id, host: address.host, port: address.port, tls: !!secureContext, targets: targets.length, policy: !!policy }, 'pg gateway listening');
 
   let closing: Promise<void> | undefined;
   return {
@@ -116,6 +137,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     close() {
       closing ??= (async () => {
         await proxy.close();
+        policyHandle?.close();
         options.sink.off('pressure', onPressure);
         options.sink.off('failure', onFailure);
         await options.sink.drain();

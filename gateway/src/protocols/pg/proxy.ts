@@ -12,6 +12,7 @@ import type { Logger } from '../../logger.ts';
 import { gatewayError } from '../../errors.ts';
 import { CancelRegistry } from './cancel.ts';
 import { PgSession } from './pg-session.ts';
+import type { PolicyRuntime } from './enforce.ts';
 
 export interface PgProxyOptions {
   listener: PostgresListenerConfig;
@@ -30,6 +31,8 @@ export interface PgProxyOptions {
   env: NodeJS.ProcessEnv;
   /** Client-side TLS; undefined answers SSLRequest with 'N'. */
   secureContext: tls.SecureContext | undefined;
+  /** Inline enforcement (gateway.policy_file); undefined: no policy, no parsing. */
+  policy?: PolicyRuntime;
 }
 
 export interface PgMetrics {

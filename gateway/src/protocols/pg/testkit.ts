@@ -116,6 +116,8 @@ export async function startHarness(overrides: {
   sink?: { high_water_bytes?: number; low_water_bytes?: number };
   env?: NodeJS.ProcessEnv;
   issuer?: Issuer;
+  /** gateway.policy_file */
+  policy_file?: string;
 } = {}): Promise<Harness> {
   const producer = new MemoryProducer();
   const sink = new EventSink(producer, {
@@ -127,7 +129,7 @@ export async function startHarness(overrides: {
   const issuer = overrides.issuer ?? (await createIssuer());
   const { logger, lines } = captureLogger();
   const gw = await startGateway({
-    config: { id: 'gw-test', postgres: { listen_port: 0, auth_timeout_ms: 5000, ...overrides.postgres }, fail_closed: overrides.fail_closed ?? true, ...(overrides.max_log_stall_ms !== undefined ? { max_log_stall_ms: overrides.max_log_stall_ms } : {}) },
+    config: { id: 'gw-test', postgres: { listen_port: 0, auth_timeout_ms: 5000, ...overrides.postgres }, fail_closed: overrides.fail_closed ?? true, ...(overrides.max_log_stall_ms !== undefined ? { max_log_stall_ms: overrides.max_log_stall_ms } : {}), ...(overrides.policy_file !== undefined ? { policy_file: overrides.policy_file } : {}) },
     targets: overrides.targets ?? [{ id: 'main', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres' }],
     verifier: issuer.verifier,
     sink,

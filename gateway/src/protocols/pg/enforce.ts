@@ -1,0 +1,349 @@
+/**
+ * Inline policy enforcement (issue 3, "Block") for one PostgreSQL session. No I/O, like the other
+ * protocol cores: the session hands it every client message (`fromClient` returns the bytes to
+ * forward) and every target message (`fromServer` returns the bytes to deliver); blocks are reported
+ * through `onBlocked`, which the session turns into `policy.blocked` events.
+ *
+ * Technique — substitution, not impersonation. A blocked statement is replaced, in the bytes sent
+ * to the target, by one that makes the TARGET fail at the same protocol step:
+ *
+ *   Query 'Q'          → Query  `SELECT "vigil_policy_block_<nonce>"`   (fails at parse analysis, 42703)
+ *   Parse 'P'          → Parse  (same name) of that statement, no parameter types (fails at Parse)
+ *   Bind 'B'           → Bind   (same portal) of statement "vigil_policy_block_<nonce>" (26000 at Bind)
+ *   FunctionCall 'F'   → Query  as above (both end with one ReadyForQuery)
+ *
+ * The target itself then produces the ErrorResponse, aborts the transaction block (ReadyForQuery
+ * 'E'), rolls back the implicit transaction of a multi-statement query or of an extended batch, and
+ * skips to Sync — exactly PostgreSQL's protocol state, because it IS PostgreSQL's. On the way back
+ * the one ErrorResponse that carries the nonce (128 random bits, never shown to the client) is
+ * replaced by the gateway's: SQLSTATE of the rule (42501 by default), message naming the rule.
+ * Nothing of the client's text or of the policy's message ever reaches the target, so there is
+ * nothing to escape and no client_encoding to get wrong. Errors the target raises first (25P02 in an
+ * aborted transaction, an earlier error in the pipeline) pass through unchanged, as PostgreSQL
+ * would send them for the original statement.
+ *
+ * A simple Query is refused WHOLE when any of its statements is blocked: none of it runs (PostgreSQL
+ * runs it as one implicit transaction anyway; this also keeps side effects of statements before the
+ * blocked one, e.g. an explicit COMMIT in the string, from happening).
+ *
+ * Pending substitutions are matched to target responses by counting boundaries: every Query, Sync
+ * and FunctionCall the client sends is answered by exactly one ReadyForQuery. A substitution still
+ * pending when its boundary's ReadyForQuery arrives was skipped by the target (an earlier error) and
+ * is dropped. While one is pending the session parses target messages one by one (slow path).
+ *
+ * Prepared statements: Parse is evaluated; the allowed analysis is kept per statement name, and each
+ * Bind re-evaluates it against the policy in force (hot reload, time windows). Close removes it.
+ *
+ * client_encoding: the analyser reads UTF-8. Pure-ASCII text reads the same in every encoding
+ * PostgreSQL accepts; non-ASCII text is analysed only while the target reports client_encoding UTF8
+ * and no statement that may change it is in flight — otherwise it is 'unparsable' (blocked on
+ * governed targets), since e.g. SJIS can swallow a quote's backslash and the target would see other
+ * statements than the gateway.
+ */
+import { randomBytes } from 'node:crypto';
+import { evaluate, type CompiledPolicy, type Decision, type Identity } from '../../policy/index.ts';
+import { analyseBytes, type SqlAnalyser, type SqlAnalysis } from '../../sql/analyse.ts';
+import type { PolicyBlocked } from '@vigil/schemas';
+import { errorResponse } from './codec.ts';
+
+/** What the gateway holds when a policy file is configured. */
+export interface PolicyRuntime {
+  /** The policy in force (hot-reloaded). */
+  current(): CompiledPolicy;
+  /** Process-wide cached analyser. */
+  readonly analyser: SqlAnalyser;
+}
+
+/** What a block reports: the `policy.blocked` event's payload. */
+export type BlockReport = Pick<
+  PolicyBlocked,
+  'rule_id' | 'action' | 'reason' | 'code' | 'sqlstate' | 'message' | 'protocol_kind' | 'statement_name' | 'statement' | 'features' | 'relations' | 'parse_error'
+>;
+
+export interface EnforcerOptions {
+  runtime: PolicyRuntime;
+  identity: Identity;
+  target_id: string;
+  onBlocked(report: BlockReport): void;
+}
+
+const MSG = { Query: 0x51, Parse: 0x50, Bind: 0x42, Close: 0x43, Sync: 0x53, FunctionCall: 0x46 } as const;
+const BE = { ReadyForQuery: 0x5a, ParameterStatus: 0x53, ErrorResponse: 0x45 } as const;
+/** Statement names kept per session for Bind re-evaluation (oldest dropped beyond). */
+const MAX_PREPARED = 10_000;
+/** Analyses kept per name (a re-Parse of a live name is refused by the target, so the old one may still be in force). */
+const MAX_PER_NAME = 4;
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+const NON_ASCII = /[^\x00-\x7f]/;
+
+interface Pending {
+  /** The nonce identifier's bytes, searched for in ErrorResponses. */
+  readonly tag: Buffer;
+  /** Index (0-based) of the Query/Sync/FunctionCall whose ReadyForQuery ends its chance. */
+  readonly boundary: number;
+  /** What the client receives instead of the target's error. */
+  readonly error: Buffer;
+}
+
+type Kind = BlockReport['protocol_kind'];
+
+export class PgEnforcer {
+  private readonly prepared = new Map<string, SqlAnalysis[]>();
+  private pending: Pending[] = [];
+  /** Query/Sync/FunctionCall messages forwarded. */
+  private boundaries = 0;
+  /** ReadyForQuery received after the startup one. */
+  private readies = 0;
+  private startupReady = false;
+  private utf8 = false;
+  /** A forwarded statement may change client_encoding and its ReadyForQuery has not come back yet. */
+  private encodingUnsettled = false;
+
+  constructor(private readonly o: EnforcerOptions) {}
+
+  /** True while a substituted statement's error may still come back: the session must pass target messages one by one. */
+  get rewriting(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /** A complete client message; returns the bytes to forward (the message itself unless blocked). */
+  fromClient(type: number, message: Buffer): Buffer {
+    switch (type) {
+      case MSG.Query: {
+        const out = this.onQuery(message);
+        this.boundaries++;
+        return out;
+      }
+      case MSG.Parse:
+        return this.onParse(message);
+      case MSG.Bind:
+        return this.onBind(message);
+      case MSG.Close:
+        if (message[5] === 0x53) {
+          const name = cstring(message, 6);
+          if (name !== undefined) this.prepared.delete(name.text);
+        }
+        return message;
+      case MSG.Sync:
+        this.boundaries++;
+        return message;
+      case MSG.FunctionCall: {
+        const out = this.onFunctionCall(message);
+        this.boundaries++;
+        return out;
+      }
+      default:
+        return message;
+    }
+  }
+
+  /** A complete target message; returns the bytes to deliver. */
+  fromServer(type: number, message: Buffer): Buffer {
+    if (type === BE.ReadyForQuery) {
+      if (!this.startupReady) {
+        this.startupReady = true;
+        return message;
+      }
+      this.readies++;
+      if (this.pending.length > 0) this.pending = this.pending.filter((p) => p.boundary >= this.readies);
+      if (this.readies >= this.boundaries) this.encodingUnsettled = false;
+      return message;
+    }
+    if (type === BE.ParameterStatus) {
+      const name = cstring(message, 5);
+      if (name?.text === 'client_encoding') this.utf8 = cstring(message, name.end + 1)?.text.toUpperCase() === 'UTF8';
+      return message;
+    }
+    if (type === BE.ErrorResponse && this.pending.length > 0) {
+      const i = this.pending.findIndex((p) => message.includes(p.tag));
+      if (i >= 0) {
+        const hit = this.pending[i]!;
+        this.pending.splice(0, i + 1); // earlier ones were skipped by the target
+        return hit.error;
+      }
+    }
+    return message;
+  }
+
+  // ---- client messages ---------------------------------------------------------------------
+
+  private onQuery(message: Buffer): Buffer {
+    if (this.ungoverned()) return message;
+    const sql = cstring(message, 5);
+    if (sql === undefined) return message; // malformed: the target refuses it (08P01)
+    const all = this.analyse(message.subarray(5, sql.end), sql.text, false);
+    let nonce: string | undefined;
+    for (const a of all) {
+      const d = this.verdict(a);
+      if (d === undefined) continue;
+      // One error for the whole query (the first blocked statement's); an event for each blocked one.
+      if (nonce === undefined) nonce = this.block(d, a, 'simple', undefined);
+      else this.report(d, a, 'simple', undefined);
+    }
+    if (nonce !== undefined) return queryMessage(nonce);
+    this.noteSettings(all);
+    return message;
+  }
+
+  private onParse(message: Buffer): Buffer {
+    const name = cstring(message, 5);
+    const sql = name && cstring(message, name.end + 1);
+    if (name === undefined || sql === undefined) return message;
+    if (this.ungoverned()) {
+      this.prepared.delete(name.text); // evaluated again if prepared under a policy
+      return message;
+    }
+    const a = this.analyse(message.subarray(name.end + 1, sql.end), sql.text, true)[0]!;
+    const d = this.verdict(a);
+    if (d !== undefined) {
+      if (name.text === '') this.prepared.delete(''); // PostgreSQL drops the unnamed statement first
+      return parseMessage(name.text, this.block(d, a, 'extended', name.text));
+    }
+    this.remember(name.text, a);
+    this.noteSettings([a]);
+    return message;
+  }
+
+  private onBind(message: Buffer): Buffer {
+    const portal = cstring(message, 5);
+    const stmt = portal && cstring(message, portal.end + 1);
+    if (portal === undefined || stmt === undefined) return message;
+    const kept = this.prepared.get(stmt.text);
+    if (kept === undefined || this.ungoverned()) return message;
+    for (const a of kept) {
+      const d = this.verdict(a);
+      if (d !== undefined) return bindMessage(portal.text, this.block(d, a, 'extended', stmt.text));
+    }
+    return message;
+  }
+
+  private onFunctionCall(message: Buffer): Buffer {
+    if (this.ungoverned()) return message;
+    const oid = message.length >= 9 ? message.readUInt32BE(5) : 0;
+    const a = unanalysable(`-- fast-path FunctionCall of function OID ${oid}`, 'fast-path FunctionCall messages carry no SQL to analyse');
+    const d = this.verdict(a);
+    return d === undefined ? message : queryMessage(this.block(d, a, 'function_call', undefined));
+  }
+
+  // ---- decisions ---------------------------------------------------------------------------
+
+  /** No rule applies to this target and the default allows: nothing to parse. */
+  private ungoverned(): boolean {
+    const policy = this.o.runtime.current();
+    return !policy.forTarget(this.o.target_id).governed && policy.defaultDecision.action === 'allow';
+  }
+
+  private verdict(statement: SqlAnalysis): Decision | undefined {
+    const d = evaluate(this.o.runtime.current(), { identity: this.o.identity, target_id: this.o.target_id, now: new Date(), statement });
+    return d.action === 'allow' ? undefined : d;
+  }
+
+  private analyse(bytes: Buffer, text: string, one: boolean): readonly SqlAnalysis[] {
+    let decoded: string;
+    try {
+      decoded = UTF8.decode(bytes);
+    } catch {
+      return analyseBytes(bytes).slice(0, 1); // invalid UTF-8: an 'unparsable' analysis (not cached)
+    }
+    if ((!this.utf8 || this.encodingUnsettled) && NON_ASCII.test(decoded)) {
+      const why = this.utf8 ? 'client_encoding may be changing' : 'client_encoding is not UTF8';
+      return [unanalysable(text, `non-ASCII statement text while ${why}: the gateway analyses UTF-8 only`)];
+    }
+    const { analyser } = this.o.runtime;
+    return one ? [analyser.analyseOne(decoded)] : analyser.analyse(decoded);
+  }
+
+  /** Statements that may change client_encoding: SET/RESET/DISCARD and set_config(). */
+  private noteSettings(all: readonly SqlAnalysis[]): void {
+    for (const a of all) {
+      if (a.features.includes('session_setting') || a.kind === 'DiscardStmt' || a.functions.some((f) => f === 'set_config' || f === 'pg_catalog.set_config')) {
+        this.encodingUnsettled = true;
+      }
+    }
+  }
+
+  private remember(name: string, a: SqlAnalysis): void {
+    const kept = name === '' ? undefined : this.prepared.get(name);
+    if (kept === undefined) {
+      this.prepared.delete(name);
+      if (this.prepared.size >= MAX_PREPARED) this.prepared.delete(this.prepared.keys().next().value as string);
+      this.prepared.set(name, [a]);
+    } else if (!kept.includes(a)) {
+      kept.push(a);
+      if (kept.length > MAX_PER_NAME) kept.shift();
+    }
+  }
+
+  /** Registers a substitution and reports it; returns the nonce identifier to put in the substitute. */
+  private block(d: Decision, a: SqlAnalysis, kind: Kind, statementName: string | undefined): string {
+    const nonce = `vigil_policy_block_${randomBytes(16).toString('hex')}`;
+    const { sqlstate, message } = blockText(d);
+    const detail = a.error !== undefined ? `The statement could not be analysed: ${a.error}` : undefined;
+    this.pending.push({
+      tag: Buffer.from(nonce, 'ascii'),
+      boundary: this.boundaries,
+      error: errorResponse({ severity: 'ERROR', code: sqlstate, message, ...(detail ? { detail } : {}) }),
+    });
+    this.report(d, a, kind, statementName);
+    return nonce;
+  }
+
+  private report(d: Decision, a: SqlAnalysis, kind: Kind, statementName: string | undefined): void {
+    const { sqlstate, message, code } = blockText(d);
+    this.o.onBlocked({
+      rule_id: d.rule_id,
+      action: d.action === 'require_approval' ? 'require_approval' : 'block',
+      reason: d.reason,
+      code,
+      sqlstate,
+      message,
+      protocol_kind: kind,
+      ...(statementName !== undefined ? { statement_name: statementName } : {}),
+      statement: a.text,
+      features: [...a.features],
+      relations: [...a.relations],
+      ...(a.error !== undefined ? { parse_error: a.error } : {}),
+    });
+  }
+}
+
+/** SQLSTATE, client message and error code of a non-allow decision. */
+export function blockText(d: Decision): { sqlstate: string; message: string; code: string } {
+  if (d.block !== undefined) return { sqlstate: d.block.sqlstate, message: d.block.message, code: d.block.code };
+  // require_approval: approvals are not built yet (issue 3 item 4), so it is enforced as a block.
+  return {
+    sqlstate: '42501',
+    message: `statement requires approval under policy rule "${d.rule_id}", and approvals are not yet available on this gateway: it was not run`,
+    code: 'GW_ERR_POLICY_BLOCKED',
+  };
+}
+
+function unanalysable(text: string, error: string): SqlAnalysis {
+  return { text, kind: 'unparsable', features: ['unparsable'], relations: [], functions: [], error, code: 'GW_ERR_SQL_INVALID_ENCODING' };
+}
+
+/** NUL-terminated string at `off` (UTF-8, lossy: for names and matching only); `end` is the NUL's index. */
+function cstring(message: Buffer, off: number): { text: string; end: number } | undefined {
+  const end = message.indexOf(0, off);
+  return end < 0 ? undefined : { text: message.toString('utf8', off, end), end };
+}
+
+// ---- substitutes (all ASCII: the nonce is hex) -------------------------------------------------
+
+function typed(type: string, parts: string[], tail: number[]): Buffer {
+  const strings = Buffer.from(parts.map((p) => `${p}\0`).join(''), 'utf8');
+  const buf = Buffer.alloc(5 + strings.length + tail.length * 2);
+  buf[0] = type.charCodeAt(0);
+  buf.writeUInt32BE(buf.length - 1, 1);
+  strings.copy(buf, 5);
+  tail.forEach((v, i) => buf.writeInt16BE(v, 5 + strings.length + i * 2));
+  return buf;
+}
+
+const failingSql = (nonce: string): string => `SELECT "${nonce}"`;
+/** Query of the failing statement. */
+const queryMessage = (nonce: string): Buffer => typed('Q', [failingSql(nonce)], []);
+/** Parse under the client's statement name, no parameter types. */
+const parseMessage = (name: string, nonce: string): Buffer => typed('P', [name, failingSql(nonce)], [0]);
+/** Bind of a statement that does not exist: no formats, no parameters, no result formats. */
+const bindMessage = (portal: string, nonce: string): Buffer => typed('B', [portal, nonce], [0, 0, 0]);
