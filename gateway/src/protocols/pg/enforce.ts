@@ -71,6 +71,8 @@ const MSG = { Query: 0x51, Parse: 0x50, Bind: 0x42, Close: 0x43, Sync: 0x53, Fun
 const BE = { ReadyForQuery: 0x5a, ParameterStatus: 0x53, ErrorResponse: 0x45 } as const;
 /** Statement names kept per session for Bind re-evaluation (oldest dropped beyond). */
 const MAX_PREPARED = 10_000;
+/** Statement text (JS bytes) kept per session across those names (oldest dropped beyond). */
+const MAX_PREPARED_BYTES = 16 * 1024 * 1024;
 /** Analyses kept per name (a re-Parse of a live name is refused by the target, so the old one may still be in force). */
 const MAX_PER_NAME = 4;
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -89,6 +91,7 @@ type Kind = BlockReport['protocol_kind'];
 
 export class PgEnforcer {
   private readonly prepared = new Map<string, SqlAnalysis[]>();
+  private preparedBytes = 0;
   private pending: Pending[] = [];
   /** Query/Sync/FunctionCall messages forwarded. */
   private boundaries = 0;
@@ -121,7 +124,7 @@ export class PgEnforcer {
       case MSG.Close:
         if (message[5] === 0x53) {
           const name = cstring(message, 6);
-          if (name !== undefined) this.prepared.delete(name.text);
+          if (name !== undefined) this.forget(name.text);
         }
         return message;
       case MSG.Sync:
@@ -189,14 +192,12 @@ export class PgEnforcer {
     const name = cstring(message, 5);
     const sql = name && cstring(message, name.end + 1);
     if (name === undefined || sql === undefined) return message;
-    if (this.ungoverned()) {
-      this.prepared.delete(name.text); // evaluated again if prepared under a policy
-      return message;
-    }
+    // Analysed even on an ungoverned target (cached by text): a prepared statement outlives the
+    // Parse, and each Bind is evaluated against the policy in force then.
     const a = this.analyse(message.subarray(name.end + 1, sql.end), sql.text, true)[0]!;
-    const d = this.verdict(a);
+    const d = this.ungoverned() ? undefined : this.verdict(a);
     if (d !== undefined) {
-      if (name.text === '') this.prepared.delete(''); // PostgreSQL drops the unnamed statement first
+      if (name.text === '') this.forget(''); // PostgreSQL drops the unnamed statement first
       return parseMessage(name.text, this.block(d, a, 'extended', name.text));
     }
     this.remember(name.text, a);
@@ -265,13 +266,25 @@ export class PgEnforcer {
   private remember(name: string, a: SqlAnalysis): void {
     const kept = name === '' ? undefined : this.prepared.get(name);
     if (kept === undefined) {
-      this.prepared.delete(name);
-      if (this.prepared.size >= MAX_PREPARED) this.prepared.delete(this.prepared.keys().next().value as string);
+      this.forget(name);
       this.prepared.set(name, [a]);
     } else if (!kept.includes(a)) {
       kept.push(a);
-      if (kept.length > MAX_PER_NAME) kept.shift();
+      if (kept.length > MAX_PER_NAME) this.preparedBytes -= kept.shift()!.text.length * 2;
+    } else return;
+    this.preparedBytes += a.text.length * 2;
+    while (this.prepared.size > MAX_PREPARED || this.preparedBytes > MAX_PREPARED_BYTES) {
+      const oldest = this.prepared.keys().next().value as string;
+      if (oldest === name && this.prepared.size === 1) break;
+      this.forget(oldest);
     }
+  }
+
+  private forget(name: string): void {
+    const kept = this.prepared.get(name);
+    if (kept === undefined) return;
+    for (const a of kept) this.preparedBytes -= a.text.length * 2;
+    this.prepared.delete(name);
   }
 
   /** Registers a substitution and reports it; returns the nonce identifier to put in the substitute. */
