@@ -279,3 +279,43 @@ test('events validate: policy.blocked is a known chained event type', async () =
   assert.ok(ev.length >= 1);
   for (const e of ev as ChainedEvent[]) assert.deepEqual(validateEvent(e), []);
 });
+
+test('client_encoding: non-ASCII text is analysed only under a settled UTF8 encoding', async () => {
+  const c = await login('agent-enc');
+  const run = async (...sql: string[]): Promise<Buffer[]> => {
+    c.send(Buffer.concat(sql.map((s) => wire.query(s))));
+    const out: Buffer[] = [];
+    for (const _ of sql) out.push(...(await c.until('Z')));
+    return out;
+  };
+  assert.equal(letters(await run(`SELECT 'é' AS x`)), 'TDCZ', 'UTF8: analysed and allowed');
+  // Pipelined behind an encoding change the gateway cannot yet see the outcome of: refused.
+  const piped = await run(`SET client_encoding TO 'UTF8'`, `SELECT 'é' AS x`);
+  assert.equal(letters(piped), 'CZEZ');
+  assert.match(errorFields(piped[2]!).D!, /client_encoding may be changing/);
+  assert.equal(letters(await run(`SELECT 'é' AS x`)), 'TDCZ', 'settled again');
+  const latin = await run(`SET client_encoding TO 'LATIN1'`);
+  assert.ok(latin.some((m) => m[0] === 0x53 && m.includes('LATIN1')), 'target reported the new encoding');
+  const refused = await run(`SELECT 'é' AS x`);
+  assert.equal(letters(refused), 'EZ');
+  assert.match(errorFields(refused[0]!).D!, /client_encoding is not UTF8/);
+  assert.equal(letters(await run(`SELECT 'e' AS x`)), 'TDCZ', 'ASCII reads the same in every encoding');
+  c.close();
+});
+
+test('fast-path FunctionCall carries no SQL: blocked on a governed target', async () => {
+  const c = await login('agent-fn');
+  // FunctionCall: pg_backend_pid() (OID 2026), no argument formats, no arguments, text result.
+  const body = Buffer.alloc(10);
+  body.writeUInt32BE(2026, 0);
+  const msg = Buffer.concat([Buffer.from([0x46, 0, 0, 0, 14]), body]);
+  c.send(msg);
+  const got = await c.until('Z');
+  assert.equal(letters(got), 'EZ');
+  assert.equal(errorFields(got[0]!).C, '42501');
+  c.send(wire.query('SELECT 1'));
+  assert.equal(letters(await c.until('Z')), 'TDCZ');
+  c.close();
+  const ev = await blockedEvents('agent-fn');
+  assert.equal(ev[0]!.protocol_kind, 'function_call');
+});

@@ -99,8 +99,12 @@ export class PgEnforcer {
   private readies = 0;
   private startupReady = false;
   private utf8 = false;
-  /** A forwarded statement may change client_encoding and its ReadyForQuery has not come back yet. */
-  private encodingUnsettled = false;
+  /**
+   * Boundary index of the last forwarded statement that may change client_encoding: until its
+   * ReadyForQuery (readies > this) the encoding is unsettled. Counting never under-counts (a Sync
+   * PostgreSQL ignores during COPY IN only makes this, and pending substitutions, end later).
+   */
+  private encodingUnsettledUntil = -1;
 
   constructor(private readonly o: EnforcerOptions) {}
 
@@ -149,7 +153,6 @@ export class PgEnforcer {
       }
       this.readies++;
       if (this.pending.length > 0) this.pending = this.pending.filter((p) => p.boundary >= this.readies);
-      if (this.readies >= this.boundaries) this.encodingUnsettled = false;
       return message;
     }
     if (type === BE.ParameterStatus) {
@@ -246,7 +249,8 @@ export class PgEnforcer {
     } catch {
       return analyseBytes(bytes).slice(0, 1); // invalid UTF-8: an 'unparsable' analysis (not cached)
     }
-    if ((!this.utf8 || this.encodingUnsettled) && NON_ASCII.test(decoded)) {
+    const unsettled = this.readies <= this.encodingUnsettledUntil;
+    if ((!this.utf8 || unsettled) && NON_ASCII.test(decoded)) {
       const why = this.utf8 ? 'client_encoding may be changing' : 'client_encoding is not UTF8';
       return [unanalysable(text, `non-ASCII statement text while ${why}: the gateway analyses UTF-8 only`)];
     }
@@ -258,7 +262,7 @@ export class PgEnforcer {
   private noteSettings(all: readonly SqlAnalysis[]): void {
     for (const a of all) {
       if (a.features.includes('session_setting') || a.kind === 'DiscardStmt' || a.functions.some((f) => f === 'set_config' || f === 'pg_catalog.set_config')) {
-        this.encodingUnsettled = true;
+        this.encodingUnsettledUntil = this.boundaries;
       }
     }
   }
