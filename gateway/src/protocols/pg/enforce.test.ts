@@ -21,6 +21,9 @@ rules:
   - id: agents-no-unbounded-dml
     match: { actor_kind: agent, features: { any: [dml_without_where] } }
     block: { message: Agents may not UPDATE or DELETE without WHERE }
+  - id: agents-truncate-needs-approval
+    match: { actor_kind: agent, features: { any: [truncate] } }
+    require_approval: { approver_groups: [dba] }
 `;
 
 let h: Harness;
@@ -318,4 +321,19 @@ test('fast-path FunctionCall carries no SQL: blocked on a governed target', asyn
   c.close();
   const ev = await blockedEvents('agent-fn');
   assert.equal(ev[0]!.protocol_kind, 'function_call');
+});
+
+test('require_approval is enforced as a block until approvals exist, and says so', async () => {
+  const t = await table();
+  const c = await connect(h, 'agent-appr');
+  await assert.rejects(c.query(`TRUNCATE ${t}`), (e: { code?: string; message: string }) => {
+    assert.equal(e.code, '42501');
+    assert.match(e.message, /requires approval under policy rule "agents-truncate-needs-approval".*not yet available/);
+    return true;
+  });
+  await c.end();
+  assert.deepEqual(await ids(t), [0]);
+  const ev = await blockedEvents('agent-appr');
+  assert.equal(ev[0]!.action, 'require_approval');
+  assert.equal(ev[0]!.rule_id, 'agents-truncate-needs-approval');
 });
