@@ -3,6 +3,9 @@
  *   direct     pgbench → PostgreSQL 127.0.0.1:5432
  *   pgbouncer  pgbench → pgbouncer (Debian, transaction pooling) → PostgreSQL
  *   vigil      pgbench → Vigil gateway (embedded, every frame recorded to the local log) → PostgreSQL
+ *   vigil+policy  the same with test/bench/policy.yaml (20 rules, 5 masked columns): every statement
+ *              analysed by the PostgreSQL parser and evaluated (pgbench's simple protocol inlines
+ *              values, so nearly every statement text is new: the uncached parse cost is measured)
  * Workloads: `-S` (select-only) and the default TPC-B-like script. Each (workload, path) pair runs
  * BENCH_ROUNDS times interleaved (direct, pgbouncer, vigil, direct, …) so machine noise hits all
  * paths alike; the median TPS is reported with the ratios vigil/pgbouncer and vigil/direct.
@@ -14,6 +17,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startVigil, freePort } from '../support/vigil-process.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -96,12 +100,16 @@ async function main(): Promise<void> {
 
   const bouncer = await startPgbouncer();
   const vigil = await startVigil();
+  const policyFile = fileURLToPath(new URL('./policy.yaml', import.meta.url));
+  const governed = await startVigil({ config: { gateway: { id: 'gw-bench-policy', policy_file: policyFile } } });
   try {
-    const token = await vigil.token('bench', { ttl: '2h' });
+    const token = await vigil.token('bench', { ttl: '2h', groups: ['analyst', 'app'] });
+    const governedToken = await governed.token('bench', { ttl: '2h', groups: ['analyst', 'app'] });
     const paths = {
       direct: { host: '127.0.0.1', port: 5432, user: 'postgres', db: DB },
       pgbouncer: { host: '127.0.0.1', port: bouncer.port, user: 'postgres', db: DB },
       vigil: { host: '127.0.0.1', port: vigil.gatewayPort, user: 'bench', db: `local-pg/${DB}`, password: token },
+      'vigil+policy': { host: '127.0.0.1', port: governed.gatewayPort, user: 'bench', db: `local-pg/${DB}`, password: governedToken },
     } as const;
     const workloads = [
       { name: 'select-only (-S)', selectOnly: true },
@@ -110,12 +118,12 @@ async function main(): Promise<void> {
     const report: Record<string, Record<string, { tps: number; latency_ms: number; runs: number[] }>> = {};
     console.log(`pgbench: ${CLIENTS} clients, ${SECONDS} s per run, ${ROUNDS} interleaved rounds, scale ${SCALE}`);
     for (const w of workloads) {
-      const runs: Record<string, Result[]> = { direct: [], pgbouncer: [], vigil: [] };
+      const runs: Record<string, Result[]> = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));
       for (let round = 0; round < ROUNDS; round++) {
         for (const [name, conn] of Object.entries(paths)) {
           const r = await pgbench(conn, w.selectOnly);
           runs[name]!.push(r);
-          console.log(`  ${w.name.padEnd(18)} round ${round + 1} ${name.padEnd(9)} ${r.tps.toFixed(0).padStart(7)} tps  ${r.latency_ms.toFixed(3)} ms`);
+          console.log(`  ${w.name.padEnd(18)} round ${round + 1} ${name.padEnd(12)} ${r.tps.toFixed(0).padStart(7)} tps  ${r.latency_ms.toFixed(3)} ms`);
         }
       }
       report[w.name] = Object.fromEntries(
@@ -123,17 +131,19 @@ async function main(): Promise<void> {
       );
     }
     console.log('\nmedian TPS / average latency, and ratios (same run):');
-    console.log('workload            direct            pgbouncer         vigil             vigil/pgbouncer  vigil/direct');
+    console.log('workload            direct            pgbouncer         vigil             vigil+policy      vigil/pgbouncer  vigil/direct  policy cost (vigil+policy/vigil)');
     for (const [name, r] of Object.entries(report)) {
       const cell = (x: { tps: number; latency_ms: number }) => `${x.tps.toFixed(0).padStart(6)} ${x.latency_ms.toFixed(3).padStart(7)} ms`.padEnd(18);
       console.log(
-        `${name.padEnd(20)}${cell(r.direct!)}${cell(r.pgbouncer!)}${cell(r.vigil!)}${(r.vigil!.tps / r.pgbouncer!.tps).toFixed(2).padStart(15)}  ${(r.vigil!.tps / r.direct!.tps).toFixed(2).padStart(12)}`,
+        `${name.padEnd(20)}${cell(r.direct!)}${cell(r.pgbouncer!)}${cell(r.vigil!)}${cell(r['vigil+policy']!)}` +
+          `${(r.vigil!.tps / r.pgbouncer!.tps).toFixed(2).padStart(15)}  ${(r.vigil!.tps / r.direct!.tps).toFixed(2).padStart(12)}  ${(r['vigil+policy']!.tps / r.vigil!.tps).toFixed(2).padStart(12)}`,
       );
     }
     mkdirSync('bench-results', { recursive: true });
     writeFileSync('bench-results/pg.json', JSON.stringify({ date: new Date().toISOString(), clients: CLIENTS, seconds: SECONDS, rounds: ROUNDS, scale: SCALE, report }, null, 2));
   } finally {
     await vigil.stop();
+    await governed.stop();
     bouncer.stop();
   }
 }
