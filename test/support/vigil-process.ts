@@ -57,6 +57,12 @@ export async function startVigil(
     api: { listen_host: '127.0.0.1', listen_port: apiPort },
     ...opts.config,
   };
+  // A `gateway` override adds to the generated section (id, ports) instead of replacing it.
+  const gwOverride = opts.config?.gateway as Record<string, unknown> | undefined;
+  if (gwOverride) {
+    const postgres = { listen_host: '127.0.0.1', listen_port: gatewayPort, ...(gwOverride.postgres as object | undefined) };
+    config.gateway = { id: opts.gatewayId ?? 'gw-test', ...gwOverride, postgres };
+  }
   const configFile = join(dataDir, 'vigil.yaml');
   writeFileSync(configFile, stringify(config));
   const bin = join(ROOT, 'bin/vigil.mjs');
