@@ -82,6 +82,8 @@ export class PgSession {
    * so the target gets exactly the bytes that are recorded — never a chunk without its head.
    */
   private c2sPerMessage = false;
+  /** Bytes of the s2c message currently held by the reader that the fast path already forwarded. */
+  private s2cForwarded = 0;
   private sawReady = false;
   private readonly pauses: Record<Side, Set<string>> = { client: new Set(), upstream: new Set() };
   private readonly draining: Record<Side, boolean> = { client: false, upstream: false };
@@ -267,9 +269,10 @@ export class PgSession {
       const held = this.c2s.takeHeld();
       if (held) this.recorder.frame('c2s', 'partial', held);
     }
-    if (!this.s2cPerMessage) {
+    if (this.s2cForwarded > 0) {
       const held = this.s2c.takeHeld();
-      if (held) this.recorder.frame('s2c', 'partial', held);
+      if (held) this.recorder.frame('s2c', 'partial', held.subarray(0, this.s2cForwarded));
+      this.s2cForwarded = 0;
     }
   }
 
@@ -495,9 +498,13 @@ export class PgSession {
   private readonly onUpstreamData = (chunk: Buffer): void =>
     this.guard(() => {
       if (this.ended) return;
-      if (this.state === PgState.Relaying && !this.s2cPerMessage && !this.enforcer?.rewriting) {
+      // Fast path (whole chunks) only when no held bytes are still unforwarded: the head of a
+      // message held by the slow path must go out before its tail.
+      const unforwarded = this.s2c.buffered - this.s2cForwarded;
+      if (this.state === PgState.Relaying && !this.s2cPerMessage && !this.enforcer?.rewriting && unforwarded === 0) {
         const err = this.s2c.push(chunk, this.recordS2C);
         this.write('client', err ? chunk.subarray(0, err.offset) : chunk);
+        this.s2cForwarded = this.s2c.buffered; // the head of an incomplete message went out with the chunk
         if (err) return this.refuse('GW_ERR_UPSTREAM_PROTOCOL', `target sent a bad message: ${err.message}`, 'protocol_error', 'protocol', 's2c');
       } else {
         const err = this.s2c.push(chunk, this.onS2CMessage);
@@ -527,6 +534,14 @@ export class PgSession {
     }
     if (this.enforcer) out = this.enforcer.fromServer(type, out);
     this.recorder.frame('s2c', TYPE_LETTER[type], out);
+    if (this.s2cForwarded > 0) {
+      // The fast path already sent this message's head; send only the rest. (It was in flight
+      // before any substitution was sent, so it is never a rewritten error.)
+      const sent = this.s2cForwarded;
+      this.s2cForwarded = 0;
+      this.write('client', out === message ? message.subarray(sent) : out);
+      return;
+    }
     this.write('client', out);
   };
 
