@@ -46,7 +46,11 @@ const CORPUS: Case[] = [
   { sql: 'DELETE FROM t USING u WHERE t.id = u.id', kind: 'DeleteStmt', has: ['write'], not: ['dml_without_where'], relations: ['t', 'u'] },
   { sql: 'WITH gone AS (DELETE FROM audit RETURNING *) SELECT count(*) FROM gone', kind: 'SelectStmt', has: ['read', 'write', 'dml_without_where'] },
   { sql: 'WITH x AS (UPDATE t SET a = 1 WHERE id = 2 RETURNING *) SELECT * FROM x', kind: 'SelectStmt', has: ['write'], not: ['dml_without_where'] },
-  { sql: 'MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE', kind: 'MergeStmt', has: ['write'] },
+  { sql: 'MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE', kind: 'MergeStmt', has: ['write', 'dml_without_where'] },
+  { sql: 'MERGE INTO t USING (SELECT 1) s ON true WHEN MATCHED THEN UPDATE SET a = 1', kind: 'MergeStmt', has: ['write', 'dml_without_where'] },
+  { sql: 'MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id)', kind: 'MergeStmt', has: ['write'], not: ['dml_without_where'] },
+  { sql: 'EXPLAIN (ANALYZE off, ANALYZE on) DELETE FROM t', kind: 'ExplainStmt', has: ['write', 'dml_without_where'] },
+  { sql: "SELECT ts_rewrite('a'::tsquery, 'SELECT 1')", kind: 'SelectStmt', has: ['dangerous_function'] },
   { sql: 'PREPARE wipe AS DELETE FROM t', kind: 'PrepareStmt', has: ['prepared', 'write', 'dml_without_where'] },
   // ddl
   { sql: 'CREATE TABLE t (id int)', kind: 'CreateStmt', has: ['ddl'], not: ['drop', 'alter', 'write'] },

@@ -102,6 +102,9 @@ export function deriveStatement(stmt: Obj): Derived {
     case 'DeleteStmt':
       onUpdateOrDelete(top, features); // nested ones are met by the walk, under their node key
       break;
+    case 'MergeStmt':
+      onMerge(top, features);
+      break;
     case 'CopyStmt':
       copyFeatures(top, features);
       break;
@@ -146,7 +149,8 @@ export function deriveStatement(stmt: Obj): Derived {
       if (child === null || typeof child !== 'object') continue;
       if (key === 'FuncCall' || key === 'funccall') onFuncCall(child as Obj, live, features, functions);
       else if (live && (key === 'UpdateStmt' || key === 'DeleteStmt')) onUpdateOrDelete(child as Obj, features);
-      else if (live && (key === 'InsertStmt' || key === 'MergeStmt')) features.add('write');
+      else if (live && key === 'InsertStmt') features.add('write');
+      else if (live && key === 'MergeStmt') onMerge(child as Obj, features);
       stack.push({ v: child, live });
     }
   }
@@ -209,22 +213,43 @@ function isRoleSetting(set: Obj): boolean {
   return typeof set.name === 'string' && ROLE_SETTINGS.has(set.name.toLowerCase());
 }
 
-/** EXPLAIN runs its query only with ANALYZE (written `analyze`/`analyse`, with no value or a true one). */
+/**
+ * EXPLAIN runs its query only with ANALYZE (written `analyze`/`analyse`, with no value or a true one).
+ * The option may be repeated (`ANALYZE off, ANALYZE on`) and PostgreSQL honours the last one: any
+ * true occurrence counts as running it, so no ordering trick hides a write.
+ */
 function explainAnalyzes(explain: Obj): boolean {
+  let runs = false;
   for (const opt of asArray(explain.options)) {
     const def = asObj(asObj(opt)?.DefElem);
     if (def === undefined || (def.defname !== 'analyze' && def.defname !== 'analyse')) continue;
-    const arg = asObj(def.arg);
-    if (arg === undefined) return true;
-    const s = asObj(arg.String)?.sval;
-    if (typeof s === 'string') return !['false', 'off', 'no', '0'].includes(s.toLowerCase());
-    const i = asObj(arg.Integer);
-    if (i !== undefined) return i.ival !== undefined && i.ival !== 0; // Integer 0 has no ival
-    const b = asObj(arg.Boolean);
-    if (b !== undefined) return b.boolval === true;
-    return true; // an option value we do not understand: assume it runs
+    if (optionTrue(asObj(def.arg))) runs = true;
   }
-  return false;
+  return runs;
+}
+
+function optionTrue(arg: Obj | undefined): boolean {
+  if (arg === undefined) return true;
+  const s = asObj(arg.String)?.sval;
+  if (typeof s === 'string') return !['false', 'off', 'no', '0'].includes(s.toLowerCase());
+  const i = asObj(arg.Integer);
+  if (i !== undefined) return i.ival !== undefined && i.ival !== 0; // Integer 0 has no ival
+  const b = asObj(arg.Boolean);
+  if (b !== undefined) return b.boolval === true;
+  return true; // an option value we do not understand: assume it runs
+}
+
+/**
+ * MERGE … WHEN MATCHED THEN UPDATE/DELETE touches every row its ON condition joins, and that
+ * condition (`ON true`) is not a WHERE: conservatively, any MERGE that updates or deletes counts as
+ * DML without WHERE, so such rules see it.
+ */
+function onMerge(merge: Obj, features: Set<StatementFeature>): void {
+  features.add('write');
+  for (const c of asArray(merge.mergeWhenClauses)) {
+    const cmd = asObj(asObj(c)?.MergeWhenClause)?.commandType;
+    if (cmd === 'CMD_UPDATE' || cmd === 'CMD_DELETE') features.add('dml_without_where');
+  }
 }
 
 /** The value of a string constant, looking through casts (`'role'::text`); undefined otherwise. */

@@ -56,6 +56,7 @@ const DANGEROUS_FUNCTIONS = new Set([
   'query_to_xmlschema',
   'query_to_xml_and_xmlschema',
   'ts_stat',
+  'ts_rewrite', // ts_rewrite(tsquery, text) runs its second argument as a query
 ]);
 
 /**
