@@ -105,6 +105,12 @@ export class PgEnforcer {
    * PostgreSQL ignores during COPY IN only makes this, and pending substitutions, end later).
    */
   private encodingUnsettledUntil = -1;
+  /** standard_conforming_strings as the target last reported it (off until reported: conservative). */
+  private scsOn = false;
+  /** An extended-protocol batch is open (messages since the last Sync). */
+  private extendedOpen = false;
+  /** The target is in COPY FROM STDIN: PostgreSQL ignores Sync then, so it is not a boundary. */
+  private copyIn = false;
 
   constructor(private readonly o: EnforcerOptions) {}
 
@@ -121,10 +127,16 @@ export class PgEnforcer {
         this.boundaries++;
         return out;
       }
-      case MSG.Parse:
-        return this.onParse(message);
-      case MSG.Bind:
-        return this.onBind(message);
+      case MSG.Parse: {
+        const out = this.onParse(message);
+        this.extendedOpen = true;
+        return out;
+      }
+      case MSG.Bind: {
+        const out = this.onBind(message);
+        this.extendedOpen = true;
+        return out;
+      }
       case MSG.Close:
         if (message[5] === 0x53) {
           const name = cstring(message, 6);
@@ -132,7 +144,12 @@ export class PgEnforcer {
         }
         return message;
       case MSG.Sync:
-        this.boundaries++;
+        if (!this.copyIn) this.boundaries++;
+        this.extendedOpen = false;
+        return message;
+      case 0x63: // CopyDone
+      case 0x66: // CopyFail
+        this.copyIn = false;
         return message;
       case MSG.FunctionCall: {
         const out = this.onFunctionCall(message);
@@ -157,7 +174,13 @@ export class PgEnforcer {
     }
     if (type === BE.ParameterStatus) {
       const name = cstring(message, 5);
-      if (name?.text === 'client_encoding') this.utf8 = cstring(message, name.end + 1)?.text.toUpperCase() === 'UTF8';
+      const value = name && cstring(message, name.end + 1)?.text;
+      if (name?.text === 'client_encoding') this.utf8 = value?.toUpperCase() === 'UTF8';
+      else if (name?.text === 'standard_conforming_strings') this.scsOn = value === 'on';
+      return message;
+    }
+    if (type === 0x47) {
+      this.copyIn = true; // CopyInResponse
       return message;
     }
     if (type === BE.ErrorResponse && this.pending.length > 0) {
@@ -249,10 +272,24 @@ export class PgEnforcer {
     } catch {
       return analyseBytes(bytes).slice(0, 1); // invalid UTF-8: an 'unparsable' analysis (not cached)
     }
-    const unsettled = this.readies <= this.encodingUnsettledUntil;
-    if ((!this.utf8 || unsettled) && NON_ASCII.test(decoded)) {
-      const why = this.utf8 ? 'client_encoding may be changing' : 'client_encoding is not UTF8';
-      return [unanalysable(text, `non-ASCII statement text while ${why}: the gateway analyses UTF-8 only`)];
+    // Text whose meaning depends on session settings — non-ASCII bytes (client_encoding) or a
+    // backslash (standard_conforming_strings) — is analysed only on a quiet connection: every
+    // earlier statement answered (so any change of those settings has been reported by the target,
+    // however it was made: SET, set_config, UPDATE pg_settings, ROLLBACK of a SET, a function's SET
+    // clause) and the reported values are the ones the analyser reads (UTF8, strings standard).
+    const nonAscii = NON_ASCII.test(decoded);
+    if (nonAscii || decoded.includes('\\')) {
+      const quiet = this.readies >= this.boundaries && !this.extendedOpen && this.readies > this.encodingUnsettledUntil;
+      const why = !quiet
+        ? 'earlier statements may still change session settings'
+        : nonAscii && !this.utf8
+          ? 'client_encoding is not UTF8'
+          : !this.scsOn
+            ? 'standard_conforming_strings is off'
+            : undefined;
+      if (why !== undefined) {
+        return [unanalysable(text, `statement text with ${nonAscii ? 'non-ASCII characters' : 'a backslash'} while ${why}: the gateway reads it only as the target would with UTF-8 and standard strings`)];
+      }
     }
     const { analyser } = this.o.runtime;
     return one ? [analyser.analyseOne(decoded)] : analyser.analyse(decoded);

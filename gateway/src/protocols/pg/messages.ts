@@ -108,7 +108,9 @@ export const GATEWAY_OWNED_PARAMS: ReadonlySet<string> = new Set(['user', 'datab
  * notably `options` (`-c session_replication_role=replica` turns off audit triggers,
  * `-c log_statement=none` silences the server log) — would change the target session outside the
  * recorded stream, so it is dropped, and named in `session.started`. A client that needs another
- * setting can SET it in the session, where it is recorded like any statement.
+ * setting can SET it in the session, where it is recorded like any statement. (Not forwarded either:
+ * standard_conforming_strings — off, the target would read backslashes in strings differently from
+ * the gateway's parser.)
  */
 export const FORWARDED_PARAMS: ReadonlySet<string> = new Set([
   'application_name',
@@ -118,7 +120,6 @@ export const FORWARDED_PARAMS: ReadonlySet<string> = new Set([
   'TimeZone',
   'extra_float_digits',
   'search_path',
-  'standard_conforming_strings',
   'datestyle',
   'timezone',
 ]);

@@ -326,9 +326,9 @@ export class RawPg {
   }
 
   /** Startup + token login; resolves after the first ReadyForQuery. */
-  static async login(port: number, user: string, token: string, database = 'main'): Promise<RawPg> {
+  static async login(port: number, user: string, token: string, database = 'main', params: Record<string, string> = {}): Promise<RawPg> {
     const c = await RawPg.open(port);
-    c.send(wire.startup({ user, database }));
+    c.send(wire.startup({ user, database, ...params }));
     const auth = await c.next();
     if (auth[0] !== 0x52 || auth.readUInt32BE(5) !== 3) throw new Error(`expected AuthenticationCleartextPassword, got ${String.fromCharCode(auth[0]!)}`);
     c.send(wire.password(token));
