@@ -83,3 +83,17 @@ test('a quiet UTF-8 connection still analyses (and allows) ordinary non-ASCII an
   assert.ok(!r.some((m) => m[0] === 0x45), 'no error');
   c.close();
 });
+
+test('a Bind of a statement the gateway never analysed (SQL PREPARE) is judged unparsable, not let through', async () => {
+  const c = await agent('ag-bind');
+  await queries(c, 'PREPARE vigil_sqlprep AS SELECT 42');
+  c.send(Buffer.concat([wire.bind('vigil_sqlprep', []), wire.execute(), wire.sync()]));
+  const r = await c.until('Z');
+  assert.ok(r.some((m) => m[0] === 0x45), 'refused');
+  assert.ok(!r.some((m) => m[0] === 0x44), 'nothing ran');
+  // Control: a statement the gateway parsed itself binds and runs.
+  c.send(Buffer.concat([wire.parse('vigil_known', 'SELECT 7'), wire.bind('vigil_known', []), wire.execute(), wire.sync()]));
+  const ok = await c.until('Z');
+  assert.ok(ok.some((m) => m[0] === 0x44), 'the known statement ran');
+  c.close();
+});

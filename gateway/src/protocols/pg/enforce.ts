@@ -109,6 +109,8 @@ export class PgEnforcer {
   private scsOn = false;
   /** An extended-protocol batch is open (messages since the last Sync). */
   private extendedOpen = false;
+  /** Statement names whose Parse was blocked (bounded like `prepared`). */
+  private readonly blockedNames = new Set<string>();
   /** The target is in COPY FROM STDIN: PostgreSQL ignores Sync then, so it is not a boundary. */
   private copyIn = false;
 
@@ -224,8 +226,11 @@ export class PgEnforcer {
     const d = this.ungoverned() ? undefined : this.verdict(a);
     if (d !== undefined) {
       if (name.text === '') this.forget(''); // PostgreSQL drops the unnamed statement first
+      this.blockedNames.add(name.text); // its Binds fail on the target (or are skipped): not reported again
+      if (this.blockedNames.size > MAX_PREPARED) this.blockedNames.delete(this.blockedNames.values().next().value as string);
       return parseMessage(name.text, this.block(d, a, 'extended', name.text));
     }
+    this.blockedNames.delete(name.text);
     this.remember(name.text, a);
     this.noteSettings([a]);
     return message;
@@ -235,8 +240,16 @@ export class PgEnforcer {
     const portal = cstring(message, 5);
     const stmt = portal && cstring(message, portal.end + 1);
     if (portal === undefined || stmt === undefined) return message;
+    if (this.ungoverned()) return message;
     const kept = this.prepared.get(stmt.text);
-    if (kept === undefined || this.ungoverned()) return message;
+    if (kept === undefined) {
+      if (this.blockedNames.has(stmt.text)) return message;
+      // A statement the gateway never analysed (prepared with SQL PREPARE, or forgotten on a Close
+      // the target skipped, or evicted): judge it as unparsable rather than let it through.
+      const a = unanalysable(`-- Bind of prepared statement "${stmt.text.slice(0, 64)}"`, 'the gateway has no analysis of this prepared statement (SQL PREPARE or an earlier Close)');
+      const d = this.verdict(a);
+      return d === undefined ? message : bindMessage(portal.text, this.block(d, a, 'extended', stmt.text));
+    }
     for (const a of kept) {
       const d = this.verdict(a);
       if (d !== undefined) return bindMessage(portal.text, this.block(d, a, 'extended', stmt.text));
