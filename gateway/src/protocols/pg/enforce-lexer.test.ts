@@ -5,38 +5,21 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { startHarness, RawPg, wire, type Harness } from './testkit.ts';
+import { startPolicyHarness, RawPg, wire, type Harness, type PolicyHarness } from './testkit.ts';
 
+let ph: PolicyHarness;
 let h: Harness;
-let dir: string;
-let direct: pg.Client;
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'vigil-lexer-'));
-  writeFileSync(
-    join(dir, 'policy.yaml'),
+  ph = await startPolicyHarness(
     'version: 1\nrules:\n  - id: agents-no-drop\n    match: { actor_kind: agent, features: { any: [drop, dml_without_where, dangerous_function] } }\n    block: true\n',
   );
-  h = await startHarness({ policy_file: join(dir, 'policy.yaml') });
-  direct = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
-  await direct.connect();
+  h = ph.h;
 });
-after(async () => {
-  await direct.end();
-  await h.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(async () => ph.close());
 
-async function table(): Promise<string> {
-  const name = `vigil_lex_${randomBytes(4).toString('hex')}`;
-  await direct.query(`CREATE TABLE ${name} (id int); INSERT INTO ${name} VALUES (0), (1)`);
-  return name;
-}
-const exists = async (t: string) => (await direct.query('SELECT to_regclass($1) AS r', [t])).rows[0].r !== null;
+const table = () => ph.table('vigil_lex', [0, 1]);
+const exists = (t: string) => ph.exists(t);
+const direct = { query: (sql: string) => ph.direct.query(sql) };
 const agent = async (sub: string) => RawPg.login(h.port, sub, await h.issuer.mint(sub, { actor_kind: 'agent' }));
 async function queries(c: RawPg, ...sql: string[]): Promise<void> {
   c.send(Buffer.concat(sql.map((s) => wire.query(s))));

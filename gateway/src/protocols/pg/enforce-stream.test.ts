@@ -6,23 +6,16 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startHarness, RawPg, wire, until, type Harness } from './testkit.ts';
+import { startPolicyHarness, RawPg, wire, until, type Harness, type PolicyHarness } from './testkit.ts';
 import { MessageReader } from './codec.ts';
 
+let ph: PolicyHarness;
 let h: Harness;
-let dir: string;
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'vigil-enforce-stream-'));
-  writeFileSync(join(dir, 'policy.yaml'), 'version: 1\nrules:\n  - id: agents-no-drop\n    match: { actor_kind: agent, features: { any: [drop] } }\n    block: true\n');
-  h = await startHarness({ policy_file: join(dir, 'policy.yaml') });
+  ph = await startPolicyHarness('version: 1\nrules:\n  - id: agents-no-drop\n    match: { actor_kind: agent, features: { any: [drop] } }\n    block: true\n');
+  h = ph.h;
 });
-after(async () => {
-  await h.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(async () => ph.close());
 
 test('a blocked statement sent while a large result streams: the client gets every byte once, as recorded', async () => {
   const c = await RawPg.login(h.port, 'agent-x', await h.issuer.mint('agent-x', { actor_kind: 'agent' }));

@@ -8,10 +8,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { ChainedEvent, PolicyBlocked } from '@vigil/schemas';
-import { startHarness, connect, RawPg, wire, until, errorFields, sleep, type Harness } from './testkit.ts';
+import { startHarness, startPolicyHarness, connect, RawPg, wire, until, errorFields, sleep, type Harness, type PolicyHarness } from './testkit.ts';
 
 const POLICY = `version: 1
 rules:
@@ -26,31 +25,21 @@ rules:
     require_approval: { approver_groups: [dba] }
 `;
 
+let ph: PolicyHarness;
 let h: Harness;
-let dir: string;
 let direct: pg.Client;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'vigil-enforce-'));
-  writeFileSync(join(dir, 'policy.yaml'), POLICY);
-  h = await startHarness({ policy_file: join(dir, 'policy.yaml') });
-  direct = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
-  await direct.connect();
+  ph = await startPolicyHarness(POLICY);
+  h = ph.h;
+  direct = ph.direct;
 });
-after(async () => {
-  await direct.end();
-  await h.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(async () => ph.close());
 
 /** A fresh table with rows (0), owned by the test. */
-async function table(): Promise<string> {
-  const name = `vigil_enf_${randomBytes(4).toString('hex')}`;
-  await direct.query(`CREATE TABLE ${name} (id int); INSERT INTO ${name} VALUES (0)`);
-  return name;
-}
+const table = (): Promise<string> => ph.table('vigil_enf');
 const ids = async (t: string): Promise<number[]> => (await direct.query(`SELECT id FROM ${t} ORDER BY id`)).rows.map((r) => r.id as number);
-const exists = async (t: string): Promise<boolean> => (await direct.query(`SELECT to_regclass($1) AS r`, [t])).rows[0].r !== null;
+const exists = (t: string): Promise<boolean> => ph.exists(t);
 const letters = (msgs: Buffer[]): string => msgs.map((m) => String.fromCharCode(m[0]!)).join('');
 const status = (z: Buffer): string => String.fromCharCode(z[5]!);
 

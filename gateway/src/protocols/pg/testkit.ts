@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, exportSPKI, type CryptoKey } from 'jose';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createVerifier } from '@vigil/identity/verifier';
 import { decode, verifyChain, type ChainedEvent } from '@vigil/schemas';
@@ -378,4 +378,44 @@ export class RawPg {
 
 export function errorFields(message: Buffer): Record<string, string> {
   return parseErrorFields(message);
+}
+
+/**
+ * A gateway with a policy file, plus a direct (unproxied) client to the same PostgreSQL for
+ * setting up and checking tables — the fixture of the enforcement tests.
+ */
+export interface PolicyHarness {
+  h: Harness;
+  /** Where the policy file lives (tests may rewrite it to exercise hot reload). */
+  policyFile: string;
+  direct: pg.Client;
+  /** A fresh table `<prefix>_<random>` (id int) holding `rows`. */
+  table(prefix: string, rows?: number[]): Promise<string>;
+  exists(table: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export async function startPolicyHarness(policyYaml: string): Promise<PolicyHarness> {
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-policy-'));
+  const policyFile = join(dir, 'policy.yaml');
+  writeFileSync(policyFile, policyYaml);
+  const h = await startHarness({ policy_file: policyFile });
+  const direct = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
+  await direct.connect();
+  return {
+    h,
+    policyFile,
+    direct,
+    async table(prefix, rows = [0]) {
+      const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+      await direct.query(`CREATE TABLE ${name} (id int); INSERT INTO ${name} VALUES ${rows.map((r) => `(${r})`).join(', ')}`);
+      return name;
+    },
+    exists: async (t) => (await direct.query('SELECT to_regclass($1) AS r', [t])).rows[0].r !== null,
+    async close() {
+      await direct.end();
+      await h.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
