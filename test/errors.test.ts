@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { GATEWAY_ERRORS } from '@vigil/gateway/errors';
 import { SQL_ERRORS } from '@vigil/gateway/sql/errors';
 import { POLICY_ERRORS } from '@vigil/gateway/policy/errors';
+import { APPROVAL_ERRORS } from '@vigil/gateway/approvals/errors';
 import { IDENTITY_ERRORS } from '@vigil/identity/errors';
 import { IngestErrors } from '@vigil/ingest/errors';
 import { KafkaLogErrors } from '@vigil/eventlog/kafka/errors';
@@ -19,6 +20,7 @@ const tables: Record<string, Record<string, { retriable: boolean; description: s
   gateway: GATEWAY_ERRORS,
   'gateway/sql': SQL_ERRORS,
   'gateway/policy': POLICY_ERRORS,
+  'gateway/approvals': APPROVAL_ERRORS,
   identity: IDENTITY_ERRORS,
   ingest: IngestErrors,
   'eventlog/kafka': KafkaLogErrors,

@@ -20,6 +20,8 @@ export { parseGatewayConfig, type GatewayConfig, type GatewaySection, type Targe
 export { GATEWAY_ERRORS, GatewayError, type GatewayErrorCode } from './errors.ts';
 export { type Logger, silentLogger } from './logger.ts';
 export { EventSink, SessionRecorder } from './recorder/index.ts';
+export { ApprovalBroker, type ApprovalService } from './approvals/broker.ts';
+import type { ApprovalService } from './approvals/broker.ts';
 
 export const GATEWAY_VERSION = '0.1.0';
 
@@ -32,6 +34,8 @@ export interface StartGatewayOptions {
   logger?: Logger;
   /** Environment for SecretRef `{ env }` resolution; default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Just-in-time approval (approvals/broker.ts); without it `require_approval` is enforced as a block. */
+  approvals?: ApprovalService;
 }
 
 export interface Gateway {
@@ -110,6 +114,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     env,
     secureContext,
     policy,
+    ...(options.approvals ? { approvals: options.approvals } : {}),
   });
   const onPressure = (on: boolean): void => proxy.onSinkPressure(on);
   const onFailure = (err: Error): void => {

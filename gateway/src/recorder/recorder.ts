@@ -2,7 +2,7 @@
  * SessionRecorder: one per gateway session. Turns protocol messages and lifecycle facts into
  * sealed, chained events and appends them to the process's EventSink, keyed by session id.
  */
-import { SessionChain, type ChainInput, type Direction } from '@vigil/schemas';
+import { SessionChain, type ChainInput, type ChainedRecord, type Direction } from '@vigil/schemas';
 import type { EventSink } from './sink.ts';
 
 export interface GatewayInfo {
@@ -36,9 +36,10 @@ export class SessionRecorder {
   }
 
   /** Record a non-frame event (session.started, auth.failed, …) in the same chain. */
-  event(input: ChainInput): void {
+  event(input: ChainInput): ChainedRecord {
     const record = this.chain.next(input);
     this.sink.append(this.sessionId, record.bytes, { type: input.type });
+    return record;
   }
 
   /** Events recorded so far. */

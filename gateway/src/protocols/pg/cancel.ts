@@ -13,6 +13,11 @@ export interface CancelTarget {
   /** The target's own key from its BackendKeyData. */
   upstreamPid: number;
   upstreamSecret: Buffer;
+  /**
+   * Cancels what the gateway itself is holding for the session (a statement waiting for approval);
+   * true when there was something to cancel, and then the target has nothing to cancel.
+   */
+  interrupt?: () => boolean;
 }
 
 interface Entry {

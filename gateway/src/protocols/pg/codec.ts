@@ -260,6 +260,14 @@ export function errorResponse(f: ErrorFields): Buffer {
   return buf;
 }
 
+/** NoticeResponse ('N'): what PostgreSQL sends for RAISE NOTICE; clients show it and go on waiting. */
+export function noticeResponse(message: string): Buffer {
+  const body = Buffer.from(`${ErrorField.Severity}NOTICE\0${ErrorField.SeverityV}NOTICE\0${ErrorField.Code}00000\0${ErrorField.Message}${message}\0\0`, 'utf8');
+  const { buf, off } = typed('N', body.length);
+  body.copy(buf, off);
+  return buf;
+}
+
 /** Parse the fields of an ErrorResponse/NoticeResponse message (whole message). */
 export function parseErrorFields(message: Buffer): Record<string, string> {
   const out: Record<string, string> = {};

@@ -317,7 +317,7 @@ test('require_approval is enforced as a block until approvals exist, and says so
   const c = await connect(h, 'agent-appr');
   await assert.rejects(c.query(`TRUNCATE ${t}`), (e: { code?: string; message: string }) => {
     assert.equal(e.code, '42501');
-    assert.match(e.message, /requires approval under policy rule "agents-truncate-needs-approval".*not yet available/);
+    assert.match(e.message, /requires approval under policy rule "agents-truncate-needs-approval".*cannot hold it for approval/);
     return true;
   });
   await c.end();

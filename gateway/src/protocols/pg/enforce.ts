@@ -42,6 +42,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { evaluate, type CompiledPolicy, type Decision, type Identity } from '../../policy/index.ts';
+import type { ApprovalAction } from '../../policy/schema.ts';
 import { analyseBytes, type SqlAnalyser, type SqlAnalysis } from '../../sql/analyse.ts';
 import type { PolicyBlocked } from '@vigil/schemas';
 import { errorResponse } from './codec.ts';
@@ -60,11 +61,33 @@ export type BlockReport = Pick<
   'rule_id' | 'action' | 'reason' | 'code' | 'sqlstate' | 'message' | 'protocol_kind' | 'statement_name' | 'statement' | 'features' | 'relations' | 'parse_error'
 >;
 
+/** A statement to hold until a human decides (issue 3, "Just-in-time approval"). */
+export interface ApprovalAsk {
+  readonly rule_id: string;
+  readonly approval: Readonly<ApprovalAction>;
+  readonly protocol_kind: 'simple' | 'extended';
+  readonly statement_name?: string;
+  /** The whole held message's text (every statement of a multi-statement query). */
+  readonly statement: string;
+  readonly features: readonly string[];
+  readonly relations: readonly string[];
+}
+
+/** How a hold ended, as the client must see it. */
+export type ApprovalAnswer = { readonly approved: true } | { readonly approved: false; readonly sqlstate: string; readonly message: string };
+
+/** A client message the session must not forward until `forward` resolves (to the bytes to send). */
+export interface Held {
+  readonly forward: Promise<Buffer>;
+}
+
 export interface EnforcerOptions {
   runtime: PolicyRuntime;
   identity: Identity;
   target_id: string;
   onBlocked(report: BlockReport): void;
+  /** Holds a statement for approval; absent (no approval service), `require_approval` is enforced as a block. */
+  requestApproval?(ask: ApprovalAsk): Promise<ApprovalAnswer>;
 }
 
 const MSG = { Query: 0x51, Parse: 0x50, Bind: 0x42, Close: 0x43, Sync: 0x53, FunctionCall: 0x46 } as const;
@@ -121,8 +144,12 @@ export class PgEnforcer {
     return this.pending.length > 0;
   }
 
-  /** A complete client message; returns the bytes to forward (the message itself unless blocked). */
-  fromClient(type: number, message: Buffer): Buffer {
+  /**
+   * A complete client message; returns the bytes to forward (the message itself unless blocked), or
+   * a `Held` when it waits for approval: the session then forwards nothing more of this client until
+   * the hold resolves, so the order of messages (and this enforcer's counting) is kept.
+   */
+  fromClient(type: number, message: Buffer): Buffer | Held {
     switch (type) {
       case MSG.Query: {
         const out = this.onQuery(message);
@@ -198,20 +225,26 @@ export class PgEnforcer {
 
   // ---- client messages ---------------------------------------------------------------------
 
-  private onQuery(message: Buffer): Buffer {
+  private onQuery(message: Buffer): Buffer | Held {
     if (this.ungoverned()) return message;
     const sql = cstring(message, 5);
     if (sql === undefined) return message; // malformed: the target refuses it (08P01)
     const all = this.analyse(message.subarray(5, sql.end), sql.text, false);
+    const verdicts = all.map((a) => [a, this.verdict(a)] as const);
     let nonce: string | undefined;
-    for (const a of all) {
-      const d = this.verdict(a);
-      if (d === undefined) continue;
+    for (const [a, d] of verdicts) {
+      if (d === undefined || this.approvable(d)) continue;
       // One error for the whole query (the first blocked statement's); an event for each blocked one.
       if (nonce === undefined) nonce = this.block(d, a, 'simple', undefined);
       else this.report(d, a, 'simple', undefined);
     }
     if (nonce !== undefined) return queryMessage(nonce);
+    // Nothing blocked; a statement that needs approval holds the whole query (it runs as one
+    // implicit transaction anyway). The first such statement's rule decides who may approve.
+    const needs = verdicts.find(([, d]) => d !== undefined);
+    if (needs !== undefined) {
+      return this.hold(needs[1]!, all, sql.text, 'simple', undefined, message, (n) => queryMessage(n), () => this.noteSettings(all));
+    }
     this.noteSettings(all);
     return message;
   }
@@ -224,7 +257,8 @@ export class PgEnforcer {
     // Parse, and each Bind is evaluated against the policy in force then.
     const a = this.analyse(message.subarray(name.end + 1, sql.end), sql.text, true)[0]!;
     const d = this.ungoverned() ? undefined : this.verdict(a);
-    if (d !== undefined) {
+    // A statement that needs approval is prepared freely: each execution (Bind) is what waits.
+    if (d !== undefined && !this.approvable(d)) {
       if (name.text === '') this.forget(''); // PostgreSQL drops the unnamed statement first
       this.blockedNames.add(name.text); // its Binds fail on the target (or are skipped): not reported again
       if (this.blockedNames.size > MAX_PREPARED) this.blockedNames.delete(this.blockedNames.values().next().value as string);
@@ -236,7 +270,7 @@ export class PgEnforcer {
     return message;
   }
 
-  private onBind(message: Buffer): Buffer {
+  private onBind(message: Buffer): Buffer | Held {
     const portal = cstring(message, 5);
     const stmt = portal && cstring(message, portal.end + 1);
     if (portal === undefined || stmt === undefined) return message;
@@ -250,9 +284,16 @@ export class PgEnforcer {
       const d = this.verdict(a);
       return d === undefined ? message : bindMessage(portal.text, this.block(d, a, 'extended', stmt.text));
     }
+    let needs: [Decision, SqlAnalysis] | undefined;
     for (const a of kept) {
       const d = this.verdict(a);
-      if (d !== undefined) return bindMessage(portal.text, this.block(d, a, 'extended', stmt.text));
+      if (d === undefined) continue;
+      if (!this.approvable(d)) return bindMessage(portal.text, this.block(d, a, 'extended', stmt.text));
+      needs ??= [d, a];
+    }
+    if (needs !== undefined) {
+      const [d, a] = needs;
+      return this.hold(d, [a], a.text, 'extended', stmt.text, message, (n) => bindMessage(portal.text, n), () => {});
     }
     return message;
   }
@@ -341,6 +382,49 @@ export class PgEnforcer {
     this.prepared.delete(name);
   }
 
+  /** A require_approval decision this session can hold (an approval service is configured). */
+  private approvable(d: Decision): boolean {
+    return d.action === 'require_approval' && d.approval !== undefined && this.o.requestApproval !== undefined;
+  }
+
+  /**
+   * Hold `message` until a decision. Approved: the original goes to the target. Otherwise its
+   * substitute goes (the same technique as a block), with the gateway's error for the client.
+   * The boundary is the one the message would have had: nothing else of this client is counted
+   * while it waits.
+   */
+  private hold(
+    d: Decision,
+    all: readonly SqlAnalysis[],
+    text: string,
+    kind: 'simple' | 'extended',
+    statementName: string | undefined,
+    message: Buffer,
+    substitute: (nonce: string) => Buffer,
+    onApproved: () => void,
+  ): Held {
+    const boundary = this.boundaries;
+    const ask: ApprovalAsk = {
+      rule_id: d.rule_id ?? '(default)',
+      approval: d.approval!,
+      protocol_kind: kind,
+      ...(statementName !== undefined ? { statement_name: statementName } : {}),
+      statement: text,
+      features: [...new Set(all.flatMap((a) => a.features))],
+      relations: [...new Set(all.flatMap((a) => a.relations))],
+    };
+    const forward = this.o.requestApproval!(ask).then((answer) => {
+      if (answer.approved) {
+        onApproved();
+        return message;
+      }
+      const nonce = `vigil_policy_block_${randomBytes(16).toString('hex')}`;
+      this.pending.push({ tag: Buffer.from(nonce, 'ascii'), boundary, error: errorResponse({ severity: 'ERROR', code: answer.sqlstate, message: answer.message }) });
+      return substitute(nonce);
+    });
+    return { forward };
+  }
+
   /** Registers a substitution and reports it; returns the nonce identifier to put in the substitute. */
   private block(d: Decision, a: SqlAnalysis, kind: Kind, statementName: string | undefined): string {
     const nonce = `vigil_policy_block_${randomBytes(16).toString('hex')}`;
@@ -377,10 +461,11 @@ export class PgEnforcer {
 /** SQLSTATE, client message and error code of a non-allow decision. */
 export function blockText(d: Decision): { sqlstate: string; message: string; code: string } {
   if (d.block !== undefined) return { sqlstate: d.block.sqlstate, message: d.block.message, code: d.block.code };
-  // require_approval: approvals are not built yet (issue 3 item 4), so it is enforced as a block.
+  // require_approval where the gateway cannot hold the statement (no approval service configured,
+  // or a fast-path FunctionCall, which has no text an approver could judge): enforced as a block.
   return {
     sqlstate: '42501',
-    message: `statement requires approval under policy rule "${d.rule_id}", and approvals are not yet available on this gateway: it was not run`,
+    message: `statement requires approval under policy rule "${d.rule_id}", and this gateway cannot hold it for approval: it was not run`,
     code: 'GW_ERR_POLICY_BLOCKED',
   };
 }

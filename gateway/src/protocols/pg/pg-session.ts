@@ -17,7 +17,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import { randomUUID } from 'node:crypto';
-import type { EndReason } from '@vigil/schemas';
+import { nowUs, type EndReason } from '@vigil/schemas';
 import type { VerifiedIdentity } from '@vigil/identity/types';
 import { SessionRecorder } from '../../recorder/recorder.ts';
 import { GATEWAY_ERRORS, isGatewayError, type GatewayErrorCode } from '../../errors.ts';
@@ -27,7 +27,8 @@ import * as codec from './codec.ts';
 import { FORWARDED_PARAMS, FRONTEND_TYPE_VALID, GATEWAY_OWNED_PARAMS, TYPE_LETTER } from './messages.ts';
 import { PgEvent, PgState, canTransition, inStartupPhase, transition } from './session.ts';
 import { UpstreamAuth, type UpstreamAuthStep } from './upstream-auth.ts';
-import { PgEnforcer, type BlockReport } from './enforce.ts';
+import { PgEnforcer, type ApprovalAnswer, type ApprovalAsk, type BlockReport } from './enforce.ts';
+import type { Hold, HoldResult } from '../../approvals/broker.ts';
 import { dial, sendCancel, type DialTarget } from './upstream.ts';
 import type { SessionStarted } from '@vigil/schemas';
 import { tokenFailure } from './token.ts';
@@ -93,6 +94,10 @@ export class PgSession {
   private clientTerminated = false;
   /** Inline policy enforcement (enforce.ts); undefined without a policy file: then nothing is parsed. */
   private enforcer: PgEnforcer | undefined;
+  /** Client messages that arrived while a statement waits for approval (forwarded, in order, after it). */
+  private heldQueue: [number, Buffer][] | undefined;
+  /** The statement waiting for approval, if any (one at a time: the client is paused meanwhile). */
+  private waiting: { hold: Hold; ask: ApprovalAsk; recorded: boolean } | undefined;
 
   constructor(
     private readonly proxy: PgProxy,
@@ -229,6 +234,7 @@ export class PgSession {
     this.state = canTransition(this.state, PgEvent.Close) ? transition(this.state, PgEvent.Close) : PgState.Closed;
     clearTimeout(this.authTimer);
     if (this.cancelPid !== undefined) this.proxy.cancels.release(this.cancelPid);
+    if (this.waiting !== undefined) this.settleHold('closed');
     const c = this.recorder.counts;
     this.proxy.metrics.bytes_c2s_total += c.bytes_c2s;
     this.proxy.metrics.bytes_s2c_total += c.bytes_s2c;
@@ -441,6 +447,7 @@ export class PgSession {
       this.recorder.event({ type: 'protocol.refused', version: 1, client_addr: this.clientAddr, code: 'GW_ERR_CANCEL_UNKNOWN_KEY', reason: 'cancel request with an unknown key dropped', direction: 'c2s' });
       return this.end('refused', 'GW_ERR_CANCEL_UNKNOWN_KEY: cancel request dropped');
     }
+    if (target.interrupt?.()) return this.end('client_closed', `cancel request ended the approval wait of session ${target.sessionId}`);
     this.proxy.metrics.cancels_forwarded_total++;
     const t = o.targets.get(target.targetId);
     if (!t) return this.end('refused', 'cancel request for a target no longer configured');
@@ -552,6 +559,7 @@ export class PgSession {
       targetId: t.id,
       upstreamPid: upstreamKey.readUInt32BE(5),
       upstreamSecret: Buffer.from(upstreamKey.subarray(9)),
+      interrupt: () => this.waiting !== undefined && (this.settleHold('cancelled'), true),
     });
     this.cancelPid = issued.pid;
     return codec.backendKeyData(issued.pid, issued.secret);
@@ -595,8 +603,14 @@ export class PgSession {
     });
     const policy = o.policy;
     if (policy) {
-      const onBlocked = (r: BlockReport): void => this.recorder.event({ type: 'policy.blocked', version: 1, ...r });
-      this.enforcer = new PgEnforcer({ runtime: policy, identity: this.identity!, target_id: this.target!.id, onBlocked });
+      const onBlocked = (r: BlockReport): void => void this.recorder.event({ type: 'policy.blocked', version: 1, ...r });
+      this.enforcer = new PgEnforcer({
+        runtime: policy,
+        identity: this.identity!,
+        target_id: this.target!.id,
+        onBlocked,
+        ...(o.approvals ? { requestApproval: this.requestApproval } : {}),
+      });
     }
     const ok = codec.authenticationOk();
     this.recorder.frame('s2c', 'R', ok);
@@ -609,11 +623,119 @@ export class PgSession {
     o.logger.info({ session_id: this.id, sub: this.identity?.sub, target_id: this.target?.id, upstream_auth: method, tls: this.clientTls }, 'pg session started');
   }
 
-  /** Records what the client sent; forwards it, or its substitute when the policy blocks it (enforce.ts). */
+  /**
+   * Records what the client sent; forwards it, or its substitute when the policy blocks it
+   * (enforce.ts). While a statement waits for approval, later messages queue behind it.
+   */
   private readonly forwardC2S = (type: number, message: Buffer): void => {
     this.recordC2S(type, message);
-    this.write('upstream', this.enforcer ? this.enforcer.fromClient(type, message) : message);
+    if (this.heldQueue !== undefined) this.heldQueue.push([type, message]);
+    else this.inspectC2S(type, message);
   };
+
+  /** Forward one client message through the enforcer; false when it is now held. */
+  private inspectC2S(type: number, message: Buffer): boolean {
+    const out = this.enforcer ? this.enforcer.fromClient(type, message) : message;
+    if (Buffer.isBuffer(out)) {
+      this.write('upstream', out);
+      return true;
+    }
+    this.heldQueue = [];
+    this.pause('client', 'approval');
+    out.forward.then(
+      (bytes) => this.guard(() => this.releaseHeld(bytes)),
+      (err: Error) => this.guard(() => this.refuse('GW_ERR_PROTOCOL', `approval wait failed: ${err.message}`, 'protocol_error', 'none')),
+    );
+    return false;
+  }
+
+  /** The held message's bytes (original or substitute) go out, then what queued behind it. */
+  private releaseHeld(bytes: Buffer): void {
+    if (this.ended) return;
+    const queue = this.heldQueue ?? [];
+    this.heldQueue = undefined;
+    this.write('upstream', bytes);
+    while (queue.length > 0) {
+      const [type, message] = queue.shift()!;
+      if (!this.inspectC2S(type, message)) {
+        this.heldQueue!.push(...queue); // held again: the rest waits behind the new hold
+        return;
+      }
+    }
+    this.resume('client', 'approval');
+  }
+
+  /** enforce.ts asks: record the request, hold, tell the client, wait, record the outcome. */
+  private readonly requestApproval = async (ask: ApprovalAsk): Promise<ApprovalAnswer> => {
+    const service = this.proxy.options.approvals!;
+    const approval_id = randomUUID();
+    const { approver_groups, min_approvers, allow_self_approval, timeout_s } = ask.approval;
+    const expires_at = nowUs() + timeout_s * 1_000_000;
+    const requested = this.recorder.event({
+      type: 'approval.requested',
+      version: 1,
+      ...this.identityFields(),
+      approval_id,
+      rule_id: ask.rule_id,
+      approver_groups: [...approver_groups],
+      min_approvers,
+      allow_self_approval,
+      expires_at,
+      protocol_kind: ask.protocol_kind,
+      ...(ask.statement_name !== undefined ? { statement_name: ask.statement_name } : {}),
+      statement: ask.statement,
+      features: [...ask.features],
+      relations: [...ask.relations],
+    });
+    const hold = service.hold({
+      approval_id,
+      session_id: this.id,
+      terms: { requester: this.identity!.sub, approver_groups, min_approvers, allow_self_approval, expires_at },
+      requested: requested.bytes,
+    });
+    this.waiting = { hold, ask, recorded: false };
+    this.proxy.metrics.approvals_held_total++;
+    this.notify(`Vigil: this statement needs approval under policy rule "${ask.rule_id}" (approval ${approval_id}); waiting up to ${timeout_s} s for a decision`);
+    const result = await hold.done;
+    this.recordResolution(result);
+    return answerFor(result, ask, approval_id);
+  };
+
+  /** Record `approval.resolved` once (from the wait's end, or synchronously from end()/cancel). */
+  private recordResolution(result: HoldResult): void {
+    const w = this.waiting;
+    if (w === undefined || w.recorded) return;
+    w.recorded = true;
+    this.waiting = undefined;
+    const resolved = this.recorder.event({
+      type: 'approval.resolved',
+      version: 1,
+      ...this.identityFields(),
+      approval_id: w.hold.approval_id,
+      outcome: result.outcome,
+      decisions: [...result.decisions],
+      waited_us: result.waited_us,
+    });
+    this.proxy.options.approvals?.mirror(w.hold.approval_id, resolved.bytes, 'approval.resolved');
+    this.proxy.options.logger.info({ session_id: this.id, approval_id: w.hold.approval_id, outcome: result.outcome, rule_id: w.ask.rule_id }, 'approval resolved');
+  }
+
+  /** End the wait now (client cancel, session end): recorded synchronously, before anything else. */
+  private settleHold(outcome: 'cancelled' | 'closed'): void {
+    const w = this.waiting;
+    if (w === undefined) return;
+    w.hold.cancel(outcome);
+    // hold.done resolves on a later tick; the chain must have the outcome before session.ended.
+    this.recordResolution({ outcome, decisions: [], waited_us: 0 });
+  }
+
+  /** A NoticeResponse to the client, only at an s2c message boundary (never inside a relayed message). */
+  private notify(text: string): void {
+    if (this.s2c.buffered > 0 || this.client.destroyed) return;
+    const n = codec.noticeResponse(text);
+    this.recorder.frame('s2c', 'N', n);
+    this.write('client', n);
+  }
 
   private relayC2S(chunk: Buffer): void {
     if (this.c2sPerMessage) {
@@ -631,5 +753,27 @@ export class PgSession {
       return this.refuse(err.code, err.message, 'protocol_error');
     }
     this.write('upstream', chunk);
+  }
+}
+
+/** What the client is told when its held statement was not approved. */
+function answerFor(r: HoldResult, ask: ApprovalAsk, approval_id: string): ApprovalAnswer {
+  const rule = `policy rule "${ask.rule_id}"`;
+  switch (r.outcome) {
+    case 'approved':
+      return { approved: true };
+    case 'denied': {
+      const d = r.decisions.findLast((x) => x.decision === 'deny');
+      const by = d ? ` by ${clip(d.sub)}: ${clip(d.reason)}` : '';
+      return { approved: false, sqlstate: '42501', message: `statement denied under ${rule} (approval ${approval_id})${by}` };
+    }
+    case 'expired':
+      return { approved: false, sqlstate: '42501', message: `no approval decision within ${ask.approval.timeout_s} s under ${rule} (approval ${approval_id}): the statement was not run` };
+    case 'cancelled':
+      return { approved: false, sqlstate: '57014', message: 'canceling statement due to user request' };
+    case 'unavailable':
+      return { approved: false, sqlstate: '42501', message: `approval could not be requested (event log unavailable) under ${rule}: the statement was not run` };
+    case 'closed':
+      return { approved: false, sqlstate: '57P01', message: 'terminating connection: the gateway is shutting down' };
   }
 }

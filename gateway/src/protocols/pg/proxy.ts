@@ -7,6 +7,7 @@ import net from 'node:net';
 import type tls from 'node:tls';
 import type { TokenVerifier } from '@vigil/identity/types';
 import type { EventSink } from '../../recorder/sink.ts';
+import type { ApprovalService } from '../../approvals/broker.ts';
 import type { PostgresListenerConfig, TargetConfig } from '../../config.ts';
 import type { Logger } from '../../logger.ts';
 import { gatewayError } from '../../errors.ts';
@@ -33,6 +34,8 @@ export interface PgProxyOptions {
   secureContext: tls.SecureContext | undefined;
   /** Inline enforcement (gateway.policy_file); undefined: no policy, no parsing. */
   policy?: PolicyRuntime;
+  /** Just-in-time approval (holds + the control topic); undefined: require_approval is enforced as a block. */
+  approvals?: ApprovalService;
 }
 
 export interface PgMetrics {
@@ -42,6 +45,7 @@ export interface PgMetrics {
   refused_total: number;
   cancels_forwarded_total: number;
   cancels_dropped_total: number;
+  approvals_held_total: number;
   bytes_c2s_total: number;
   bytes_s2c_total: number;
 }
@@ -59,6 +63,7 @@ export class PgProxy {
     refused_total: 0,
     cancels_forwarded_total: 0,
     cancels_dropped_total: 0,
+    approvals_held_total: 0,
     bytes_c2s_total: 0,
     bytes_s2c_total: 0,
   };

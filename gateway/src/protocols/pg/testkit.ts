@@ -3,6 +3,7 @@
  * Producer behind a real EventSink, a real identity verifier over a temp JWKS file with a token
  * minter (and forgers for the bad-token tests), a recording TCP tee, and event helpers.
  */
+import type { ApprovalService } from '../../approvals/broker.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,6 +119,8 @@ export async function startHarness(overrides: {
   issuer?: Issuer;
   /** gateway.policy_file */
   policy_file?: string;
+  /** Just-in-time approval service (approvals/broker.ts). */
+  approvals?: ApprovalService;
 } = {}): Promise<Harness> {
   const producer = new MemoryProducer();
   const sink = new EventSink(producer, {
@@ -135,6 +138,7 @@ export async function startHarness(overrides: {
     sink,
     logger,
     env: overrides.env,
+    ...(overrides.approvals ? { approvals: overrides.approvals } : {}),
   });
   const decodeAll = (): ChainedEvent[] => producer.records.map((r) => decode(r.value));
   return {
@@ -395,11 +399,11 @@ export interface PolicyHarness {
   close(): Promise<void>;
 }
 
-export async function startPolicyHarness(policyYaml: string): Promise<PolicyHarness> {
+export async function startPolicyHarness(policyYaml: string, extra: { approvals?: ApprovalService } = {}): Promise<PolicyHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'vigil-policy-'));
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, policyYaml);
-  const h = await startHarness({ policy_file: policyFile });
+  const h = await startHarness({ policy_file: policyFile, ...extra });
   const direct = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
   await direct.connect();
   return {
