@@ -15,6 +15,8 @@ import { metricsPlugin } from './plugins/metrics.ts';
 import { healthPlugin } from './plugins/health.ts';
 import { sessionsPlugin } from './plugins/sessions.ts';
 import { devIssuerPlugin } from './plugins/dev-issuer.ts';
+import { approvalsPlugin } from './plugins/approvals.ts';
+import type { ApprovalBook } from './approvals-book.ts';
 
 export interface ApiRoute {
   method: string;
@@ -39,6 +41,8 @@ export interface BuildApiOptions {
   registry?: Registry;
   /** Alias of `registry`. */
   metrics?: Registry;
+  /** Approval requests and decisions (the control topic); without it the approvals routes answer 503. */
+  approvals?: ApprovalBook;
 }
 
 export async function buildApi(options: BuildApiOptions): Promise<FastifyInstance> {
@@ -66,6 +70,7 @@ export async function buildApi(options: BuildApiOptions): Promise<FastifyInstanc
   await app.register(metricsPlugin, { registry: options.registry ?? options.metrics });
   await app.register(healthPlugin, { store: options.store });
   await app.register(sessionsPlugin, { store: options.store, config });
+  await app.register(approvalsPlugin, { book: options.approvals });
   if (options.devIssuer) await app.register(devIssuerPlugin, { devIssuer: options.devIssuer });
   return app;
 }

@@ -20,6 +20,8 @@ export const API_ERRORS = {
   API_ERR_BAD_REQUEST: { status: 400, title: 'Bad request', retriable: false, description: 'A parameter is missing, unknown or malformed (schema validation).' },
   API_ERR_BAD_CURSOR: { status: 400, title: 'Bad cursor', retriable: false, description: 'The pagination `cursor` was not produced by this API for this listing.' },
   API_ERR_NOT_FOUND: { status: 404, title: 'Not found', retriable: false, description: 'No such route, or no such session.' },
+  API_ERR_CONFLICT: { status: 409, title: 'Conflict', retriable: false, description: 'The request conflicts with the current state: an approval already decided or expired, or a second vote by the same approver; `detail` names the GW_ERR_APPROVAL_* reason.' },
+  API_ERR_APPROVALS_UNAVAILABLE: { status: 503, title: 'Approvals unavailable', retriable: true, description: 'This API process has no event log configured, or the decision could not be written to it.' },
   API_ERR_STORE_UNAVAILABLE: { status: 503, title: 'Store unavailable', retriable: true, description: 'The analytics store (ClickHouse / chDB) could not be reached or timed out.' },
   API_ERR_INTERNAL: { status: 500, title: 'Internal error', retriable: false, description: 'An unexpected server error (a bug); details are in the server log, not in the response.' },
 } as const satisfies Record<string, ApiErrorInfo>;
