@@ -7,6 +7,7 @@
  *   api      only the API server
  *   token    mint a token from the dev issuer
  *   verify   verify the hash chain of every recorded session in the event log
+ *   approve / deny / approvals   decide and list just-in-time approval requests (through the API)
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
@@ -22,6 +23,10 @@ commands:
                vigil token --sub alice [--groups dba,ops] [--roles analyst] [--ttl 1h] [--agent]
   verify     verify every recorded session's seq and hash chain in the event log:
                vigil verify [--session ID] [--json] [--idle-ms 2000]   (exit 1 on any failure)
+  approve    approve a held statement:  vigil approve ID --reason TEXT [--break-glass | --override force]
+  deny       deny a held statement:     vigil deny ID --reason TEXT
+  approvals  list approval requests:    vigil approvals [--state pending|all|…] [--json]
+               (these three call the API with your own token: --token JWT or $VIGIL_TOKEN; --api URL)
 
 options:
   -c, --config FILE   config file (default: $VIGIL_CONFIG, ./vigil.yaml, then deploy/config/vigil.yaml)
@@ -59,6 +64,11 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./commands/token.ts')).token(config, rest);
       case 'verify':
         return await (await import('./commands/verify.ts')).verify(config, rest);
+      case 'approve':
+      case 'deny':
+        return await (await import('./commands/approve.ts')).decide(config, command, rest);
+      case 'approvals':
+        return await (await import('./commands/approve.ts')).list(config, rest);
       default:
         process.stderr.write(`vigil: unknown command '${command}'\n\n${USAGE}`);
         return 2;

@@ -13,9 +13,10 @@ import { openStore, applyDdl, releaseStore } from '@vigil/ingest/store/client';
 import { createVerifier } from '@vigil/identity/verifier';
 import { openDevIssuer, type DevIssuer } from '@vigil/identity/dev-issuer';
 import { EventSink } from '@vigil/gateway/recorder/index';
-import { startGateway } from '@vigil/gateway';
+import { startGateway, ApprovalBroker } from '@vigil/gateway';
 import { startIngest } from '@vigil/ingest';
 import { buildApi } from '@vigil/replay-ui/app';
+import { ApprovalBook } from '@vigil/replay-ui/approvals-book';
 import { Worker, MessageChannel } from 'node:worker_threads';
 import { serveEventLog } from '@vigil/eventlog/port/index';
 import type { VigilConfig } from '../config.ts';
@@ -87,15 +88,22 @@ export async function startComponents(config: VigilConfig, which: Components): P
         retry_backoff_ms: 200,
       });
       sink.on('failure', (err: Error) => logger.error({ code: (err as { code?: string }).code }, 'event log write failed: new sessions are refused while fail_closed'));
+      // Holds for just-in-time approval read decisions from the control topic (any API process may publish them).
+      const approvals = await ApprovalBroker.start({ log, producer, gatewayId: config.gateway.gateway.id, logger: logger.child({ component: 'approvals' }) });
       const gateway = await startGateway({
         config: config.gateway.gateway,
         targets: config.gateway.targets,
         verifier,
         sink,
         logger: logger.child({ component: 'gateway' }),
+        approvals,
+      }).catch(async (err: unknown) => {
+        await approvals.close();
+        throw err;
       });
       stops.push(async () => {
-        await gateway.close();
+        await gateway.close(); // sessions still waiting record their outcome (closed) and mirror it
+        await approvals.close();
         await producer.close();
       });
       running.gatewayPort = gateway.postgres.port;
@@ -103,7 +111,9 @@ export async function startComponents(config: VigilConfig, which: Components): P
     }
 
     if (which.api) {
-      const app = await buildApi({ config: config.api, verifier, store: store!, devIssuer, logger: logger.child({ component: 'api' }), registry });
+      const book = await ApprovalBook.open(log);
+      stops.push(() => book.close());
+      const app = await buildApi({ config: config.api, verifier, store: store!, devIssuer, logger: logger.child({ component: 'api' }), registry, approvals: book });
       await app.listen({ host: config.api.listen_host, port: config.api.listen_port });
       stops.push(() => app.close());
       running.apiUrl = `http://${config.api.listen_host}:${config.api.listen_port}`;
