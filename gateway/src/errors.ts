@@ -41,6 +41,7 @@ export const GATEWAY_ERRORS = {
   GW_ERR_AUDIT_UNAVAILABLE: { retriable: true, sqlstate: '57P03', description: 'fail_closed is set and the event log cannot make events durable; new sessions are refused.' },
   GW_ERR_TOO_MANY_SESSIONS: { retriable: true, sqlstate: '53300', description: 'The gateway already holds max_sessions connections (authenticated or not); the new one is refused.' },
   GW_ERR_SESSION_MEMORY: { retriable: false, sqlstate: '53200', description: 'A session held more than max_buffered_bytes_per_session bytes; it was ended.' },
+  GW_ERR_POLICY_LIMIT: { retriable: false, sqlstate: '53400', description: 'A session limit of the policy (max_duration_s, max_rows) was reached; the session was ended and a policy.limit event names the rule.' },
   GW_ERR_SHUTDOWN: { retriable: true, sqlstate: '57P01', description: 'The gateway is shutting down; the session was ended.' },
   GW_ERR_CANCEL_UNKNOWN_KEY: { retriable: false, description: 'A CancelRequest carried a key the gateway did not issue (or of an ended session); it was dropped.' },
 } as const satisfies Record<string, GatewayErrorInfo>;

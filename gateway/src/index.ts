@@ -5,6 +5,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
+import { createHash, randomUUID } from 'node:crypto';
+import { canonicalJson } from '@vigil/schemas';
+import { SessionRecorder } from './recorder/recorder.ts';
 import type { TokenVerifier } from '@vigil/identity/types';
 import type { EventSink } from './recorder/sink.ts';
 import { parseGatewayConfig, type GatewaySection, type TargetConfig } from './config.ts';
@@ -13,7 +16,7 @@ import { resolveSecret } from './secrets.ts';
 import { silentLogger, type Logger } from './logger.ts';
 import { PgProxy, type PgMetrics } from './protocols/pg/proxy.ts';
 import type { PolicyRuntime } from './protocols/pg/enforce.ts';
-import { watchPolicy, type PolicyHandle } from './policy/index.ts';
+import { watchPolicy, type CompiledPolicy, type PolicyHandle } from './policy/index.ts';
 import { initSqlParser, createSqlAnalyser } from './sql/analyse.ts';
 
 export { parseGatewayConfig, type GatewayConfig, type GatewaySection, type TargetConfig } from './config.ts';
@@ -91,12 +94,27 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   if (gateway.policy_file) {
     await initSqlParser();
     const file = gateway.policy_file;
+    // The process's own chain: which policy is in force, and every reload refused (with its problems).
+    const control = new SessionRecorder(options.sink, `gateway:${gateway.id}:${randomUUID()}`, { gateway_id: gateway.id, gateway_version: GATEWAY_VERSION });
+    let inForce = '';
+    const loaded = (p: CompiledPolicy, reason: 'start' | 'reload'): void => {
+      inForce = policyDigest(p);
+      control.event({ type: 'policy.loaded', version: 1, file, digest: inForce, rules: p.policy.rules.length, reason });
+    };
     policyHandle = watchPolicy(
       file,
-      (p) => logger.info({ policy_file: file, rules: p.policy.rules.length }, 'policy reloaded'),
-      (err) => logger.warn({ policy_file: file, code: err.code, problems: err.problems.length, err: err.message }, 'policy reload rejected; the running policy stays in force'),
+      (p) => {
+        loaded(p, 'reload');
+        logger.info({ policy_file: file, rules: p.policy.rules.length, digest: inForce }, 'policy reloaded');
+      },
+      (err) => {
+        const problems = err.problems.map((x) => ({ path: x.path, message: x.message, ...(x.line !== undefined ? { line: x.line } : {}), ...(x.col !== undefined ? { col: x.col } : {}) }));
+        control.event({ type: 'policy.rejected', version: 1, file, code: err.code, problems, in_force_digest: inForce });
+        logger.warn({ policy_file: file, code: err.code, problems: err.problems.length, err: err.message }, 'policy reload rejected; the running policy stays in force');
+      },
     );
     const handle = policyHandle;
+    loaded(handle.current(), 'start');
     policy = { current: () => handle.current(), analyser: createSqlAnalyser() };
   }
 
@@ -151,4 +169,9 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       return closing;
     },
   };
+}
+
+/** SHA-256 of the validated policy's canonical JSON: the same digest means the same rules in force. */
+function policyDigest(p: CompiledPolicy): string {
+  return createHash('sha256').update(canonicalJson(p.policy)).digest('hex');
 }

@@ -7,7 +7,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { FrameEvent } from './events/frame.ts';
 import { AuthFailed, ProtocolRefused, SessionEnded, SessionStarted } from './events/session.ts';
 import { QueryEvent } from './events/query.ts';
-import { PolicyBlocked } from './events/policy.ts';
+import { PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected } from './events/policy.ts';
 import { ApprovalDecided, ApprovalOverride, ApprovalRequested, ApprovalResolved } from './events/approval.ts';
 
 export * from './envelope.ts';
@@ -22,7 +22,7 @@ export { SessionChain, nowUs, type ChainInput, type ChainedRecord } from './chai
 export { ChainVerifier, type SessionVerdict } from './verify.ts';
 
 /** Events the gateway emits into a session's hash chain. */
-export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused, PolicyBlocked, ApprovalRequested, ApprovalResolved]);
+export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused, PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected, ApprovalRequested, ApprovalResolved]);
 export type ChainedEvent = Static<typeof ChainedEvent>;
 
 /** Every versioned schema, keyed `type@version` (used by docs, fixtures and validators). */
@@ -34,6 +34,9 @@ export const schemas = {
   'protocol.refused@1': ProtocolRefused,
   'query@1': QueryEvent,
   'policy.blocked@1': PolicyBlocked,
+  'policy.loaded@1': PolicyLoaded,
+  'policy.rejected@1': PolicyRejected,
+  'policy.limit@1': PolicyLimit,
   'approval.requested@1': ApprovalRequested,
   'approval.resolved@1': ApprovalResolved,
   'approval.decided@1': ApprovalDecided,

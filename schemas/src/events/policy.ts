@@ -38,3 +38,69 @@ export const PolicyBlocked = Type.Object(
   { additionalProperties: false, $id: 'vigil.policy.blocked.v1' },
 );
 export type PolicyBlocked = Static<typeof PolicyBlocked>;
+
+/**
+ * The gateway's own chain (session_id `gateway:<gateway_id>:<boot id>`, one per process start) holds
+ * what concerns the process rather than one session: which policy is in force, and reloads refused.
+ */
+const GatewayChainFields = {
+  ...BaseFields,
+  /** The policy file, as configured. */
+  file: Type.String(),
+};
+
+/** `policy.loaded` v1: a policy came into force (at start, or by hot reload). */
+export const PolicyLoaded = Type.Object(
+  {
+    type: Type.Literal('policy.loaded'),
+    version: Type.Literal(1),
+    ...GatewayChainFields,
+    /** SHA-256 of the canonical JSON of the validated policy (defaults applied): equal digests, equal policies. */
+    digest: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    rules: Type.Integer({ minimum: 0 }),
+    reason: Type.Union([Type.Literal('start'), Type.Literal('reload')]),
+  },
+  { additionalProperties: false, $id: 'vigil.policy.loaded.v1' },
+);
+export type PolicyLoaded = Static<typeof PolicyLoaded>;
+
+/** `policy.rejected` v1: a changed policy file was refused; the policy in force stays (named by its digest). */
+export const PolicyRejected = Type.Object(
+  {
+    type: Type.Literal('policy.rejected'),
+    version: Type.Literal(1),
+    ...GatewayChainFields,
+    /** GW_ERR_POLICY_READ / _SYNTAX / _INVALID. */
+    code: Type.String(),
+    /** Every problem (YAML path, line/column, message); never the file's values. */
+    problems: Type.Array(
+      Type.Object(
+        { path: Type.String(), message: Type.String(), line: Type.Optional(Type.Integer()), col: Type.Optional(Type.Integer()) },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Digest of the policy that stays in force. */
+    in_force_digest: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  },
+  { additionalProperties: false, $id: 'vigil.policy.rejected.v1' },
+);
+export type PolicyRejected = Static<typeof PolicyRejected>;
+
+/**
+ * `policy.limit` v1: a session limit of the policy was reached and the gateway ended the session
+ * (FATAL 53400 to the client). In the session's chain, just before session.ended.
+ */
+export const PolicyLimit = Type.Object(
+  {
+    type: Type.Literal('policy.limit'),
+    version: Type.Literal(1),
+    ...BaseFields,
+    rule_id: Type.String(),
+    limit: Type.Union([Type.Literal('max_duration_s'), Type.Literal('max_rows')]),
+    value: Type.Integer({ minimum: 1 }),
+    /** Seconds elapsed or rows returned when it was enforced. */
+    observed: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false, $id: 'vigil.policy.limit.v1' },
+);
+export type PolicyLimit = Static<typeof PolicyLimit>;

@@ -29,6 +29,7 @@ export const EndReason = Type.Union([
   Type.Literal('upstream_error'), // could not connect/authenticate to the target
   Type.Literal('gateway_shutdown'),
   Type.Literal('timeout'),
+  Type.Literal('policy_limit'), // a session limit of the policy (max_duration_s, max_rows) was reached
 ]);
 export type EndReason = Static<typeof EndReason>;
 

@@ -27,6 +27,7 @@ import * as codec from './codec.ts';
 import { FORWARDED_PARAMS, FRONTEND_TYPE_VALID, GATEWAY_OWNED_PARAMS, TYPE_LETTER } from './messages.ts';
 import { PgEvent, PgState, canTransition, inStartupPhase, transition } from './session.ts';
 import { UpstreamAuth, type UpstreamAuthStep } from './upstream-auth.ts';
+import { evaluate, type CompiledPolicy, type LimitValue, type SessionLimits } from '../../policy/index.ts';
 import { PgEnforcer, type ApprovalAnswer, type ApprovalAsk, type BlockReport } from './enforce.ts';
 import type { Hold, HoldResult } from '../../approvals/broker.ts';
 import { dial, sendCancel, type DialTarget } from './upstream.ts';
@@ -38,6 +39,7 @@ import type { PgProxy } from './proxy.ts';
 const MAX_AUTH_MESSAGE_BYTES = 65_540;
 const SOCKET_END_GRACE_MS = 5000;
 const TERMINATE = 0x58; // 'X'
+const DATA_ROW = 0x44; // 'D'
 const validFrontend = (t: number): boolean => FRONTEND_TYPE_VALID[t] === 1;
 const clip = (s: string): string => (s.length > 100 ? `${s.slice(0, 100)}…` : s);
 
@@ -96,6 +98,10 @@ export class PgSession {
   private enforcer: PgEnforcer | undefined;
   /** Client messages that arrived while a statement waits for approval (forwarded, in order, after it). */
   private heldQueue: [number, Buffer][] | undefined;
+  /** Session limits of the policy, evaluated when the relay begins (policy/compile.ts SessionLimits). */
+  private limits: SessionLimits = {};
+  private rowsReturned = 0;
+  private durationTimer: NodeJS.Timeout | undefined;
   /** The statement waiting for approval, if any (one at a time: the client is paused meanwhile). */
   private waiting: { hold: Hold; ask: ApprovalAsk; recorded: boolean } | undefined;
 
@@ -235,6 +241,7 @@ export class PgSession {
     clearTimeout(this.authTimer);
     if (this.cancelPid !== undefined) this.proxy.cancels.release(this.cancelPid);
     if (this.waiting !== undefined) this.settleHold('closed');
+    clearTimeout(this.durationTimer);
     const c = this.recorder.counts;
     this.proxy.metrics.bytes_c2s_total += c.bytes_c2s;
     this.proxy.metrics.bytes_s2c_total += c.bytes_s2c;
@@ -508,7 +515,7 @@ export class PgSession {
       // Fast path (whole chunks) only when no held bytes are still unforwarded: the head of a
       // message held by the slow path must go out before its tail.
       const unforwarded = this.s2c.buffered - this.s2cForwarded;
-      if (this.state === PgState.Relaying && !this.s2cPerMessage && !this.enforcer?.rewriting && unforwarded === 0) {
+      if (this.state === PgState.Relaying && !this.s2cPerMessage && !this.enforcer?.rewriting && this.limits.max_rows === undefined && unforwarded === 0) {
         const err = this.s2c.push(chunk, this.recordS2C);
         this.write('client', err ? chunk.subarray(0, err.offset) : chunk);
         this.s2cForwarded = this.s2c.buffered; // the head of an incomplete message went out with the chunk
@@ -540,6 +547,12 @@ export class PgSession {
       else if (TYPE_LETTER[type] === 'Z') this.sawReady = true;
     }
     if (this.enforcer) out = this.enforcer.fromServer(type, out);
+    if (type === DATA_ROW && this.limits.max_rows !== undefined && ++this.rowsReturned > this.limits.max_rows.value) {
+      // This row is not delivered (nor recorded): every message before it went out whole, so the
+      // client is at a message boundary and can read the FATAL.
+      this.s2cPerMessage = true;
+      return this.limitReached('max_rows', this.limits.max_rows, this.rowsReturned - 1);
+    }
     this.recorder.frame('s2c', TYPE_LETTER[type], out);
     if (this.s2cForwarded > 0) {
       // The fast path already sent this message's head; send only the rest. (It was in flight
@@ -604,6 +617,7 @@ export class PgSession {
     const policy = o.policy;
     if (policy) {
       const onBlocked = (r: BlockReport): void => void this.recorder.event({ type: 'policy.blocked', version: 1, ...r });
+      this.startLimits(policy.current());
       this.enforcer = new PgEnforcer({
         runtime: policy,
         identity: this.identity!,
@@ -727,6 +741,27 @@ export class PgSession {
     w.hold.cancel(outcome);
     // hold.done resolves on a later tick; the chain must have the outcome before session.ended.
     this.recordResolution({ outcome, decisions: [], waited_us: 0 });
+  }
+
+  /**
+   * Session limits: the policy is evaluated once without a statement (rules matching identity,
+   * target and time), limits combine to the smallest of each. A max_rows limit makes the target's
+   * stream go message by message (the fast path forwards whole chunks and could not stop at a row).
+   */
+  private startLimits(policy: CompiledPolicy): void {
+    this.limits = evaluate(policy, { identity: this.identity!, target_id: this.target!.id, now: new Date() }).limits;
+    const d = this.limits.max_duration_s;
+    if (d !== undefined) {
+      this.durationTimer = setTimeout(() => this.guard(() => this.limitReached('max_duration_s', d, Math.round((performance.now() - this.startedAt) / 1000))), d.value * 1000);
+      this.durationTimer.unref();
+    }
+  }
+
+  private limitReached(limit: 'max_duration_s' | 'max_rows', lv: LimitValue, observed: number): void {
+    if (this.ended) return;
+    this.recorder.event({ type: 'policy.limit', version: 1, ...this.identityFields(), rule_id: lv.rule_id, limit, value: lv.value, observed });
+    const what = limit === 'max_rows' ? `row limit (${lv.value} rows returned)` : `duration limit (${lv.value} s)`;
+    this.refuse('GW_ERR_POLICY_LIMIT', `session ${what} of policy rule "${lv.rule_id}" reached: the session is ended`, 'policy_limit', 'none', 's2c');
   }
 
   /** A NoticeResponse to the client, only at an s2c message boundary (never inside a relayed message). */
