@@ -16,6 +16,7 @@ import { SQL_ERRORS, type SqlErrorCode } from './errors.ts';
 import { parseStatements, isSqlParserReady, type RawStatement } from './parser.ts';
 import { deriveStatement } from './derive.ts';
 import { LruCache, type LruStats } from './cache.ts';
+import { normalizeNumerics } from './normalize.ts';
 
 export { initSqlParser } from './parser.ts';
 
@@ -127,11 +128,36 @@ export function createSqlAnalyser(options: SqlAnalyserOptions = {}): SqlAnalyser
     sizeOf: analysesSize,
   });
   const compute = (text: string) => analyse(text, options);
+  // Keyed by the text with numeric literals normalised (normalize.ts): statements that differ only
+  // in inlined numbers share one parse. The shared analyses are mapped back onto this text by
+  // position (normalisation keeps every length), so `text` is always what the client sent.
+  const lookup = (sqlText: string): readonly SqlAnalysis[] => {
+    const key = normalizeNumerics(sqlText);
+    if (key === undefined) return cache.getOrCompute(sqlText, compute);
+    const shared = cache.getOrCompute(key, compute);
+    // Errors quote the text near them: this text's own analysis, cached by its exact text.
+    if (shared.some((a) => a.kind === 'unparsable')) return cache.getOrCompute(sqlText, compute);
+    return remap(sqlText, key, shared) ?? compute(sqlText);
+  };
   return {
-    analyse: (sqlText) => cache.getOrCompute(sqlText, compute),
-    analyseOne: (sqlText) => one(sqlText, cache.getOrCompute(sqlText, compute)),
+    analyse: lookup,
+    analyseOne: (sqlText) => one(sqlText, lookup(sqlText)),
     stats: () => cache.stats(),
   };
+}
+
+/** `shared` (analyses of `key`) with each `text` taken from `original` at the same position. */
+function remap(original: string, key: string, shared: readonly SqlAnalysis[]): readonly SqlAnalysis[] | undefined {
+  if (shared.length === 1 && shared[0]!.text === key) return [deepFreeze({ ...shared[0]!, text: original })];
+  let cursor = 0;
+  const out: SqlAnalysis[] = [];
+  for (const a of shared) {
+    const at = key.indexOf(a.text, cursor);
+    if (at < 0) return undefined;
+    cursor = at + a.text.length;
+    out.push(Object.freeze({ ...a, text: original.slice(at, cursor) }));
+  }
+  return out;
 }
 
 /** Rough bytes of analyses: each text (2 bytes per code unit), names, and fixed object overhead. */
