@@ -84,7 +84,7 @@ export const uiPlugin = definePlugin<UiOptions>(
         const immutable = file.startsWith(`assets${sep}`);
         return reply.sendFile(file, { cacheControl: true, maxAge: immutable ? 365 * 86400_000 : 0, immutable });
       }
-      if (/\.[A-Za-z0-9]+$/.test(file)) throw apiError('API_ERR_NOT_FOUND', 'no such file');
+      if (file !== 'index.html' && /\.[A-Za-z0-9]+$/.test(file)) throw apiError('API_ERR_NOT_FOUND', 'no such file');
       // A client-side route: the app decides what to show. Never cached, so a rebuild shows at once.
       reply.header('x-frame-options', 'DENY');
       return reply.sendFile('index.html', { cacheControl: false, lastModified: false, etag: false }).header('cache-control', 'no-cache');
