@@ -36,7 +36,7 @@ export function Columns({ points, series, height = 140 }: { points: Point[]; ser
   );
 }
 
-/** Horizontal bars for a top-N list. */
+/** Horizontal bars for a top-N list. An empty key (e.g. a connection refused before login) shows as "(none)". */
 export function HBars({ rows, title }: { rows: { key: string; value: number }[]; title: ReactNode }) {
   const max = Math.max(1, ...rows.map((r) => r.value));
   return (
@@ -45,7 +45,7 @@ export function HBars({ rows, title }: { rows: { key: string; value: number }[];
       {rows.length === 0 && <p className="muted">Nothing in this window.</p>}
       {rows.map((r) => (
         <div className="hbar" key={r.key}>
-          <span className="k" title={r.key}>{r.key || '—'}</span>
+          <span className="k" title={r.key}>{r.key || <span className="muted">(none)</span>}</span>
           <span className="b"><span style={{ width: `${(r.value / max) * 100}%` }} /></span>
           <span className="v">{r.value}</span>
         </div>

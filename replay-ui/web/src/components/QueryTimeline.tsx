@@ -40,7 +40,7 @@ export function QueryTimeline({ session, queries }: { session: Session; queries:
             <div className="facts">
               <span className={`tag ${q.verdict}`} data-testid="verdict">{q.verdict}</span>
               <span title="duration">{duration(q.duration_us)}</span>
-              <span title="rows">{q.rows} rows</span>
+              <span title="rows">{q.rows} {q.rows === 1 ? 'row' : 'rows'}</span>
               <span title="result bytes">{bytes(q.bytes)}</span>
               {q.command_tag && <span className="muted mono">{q.command_tag}</span>}
             </div>
