@@ -17,6 +17,8 @@ import { startGateway, ApprovalBroker } from '@vigil/gateway';
 import { startIngest } from '@vigil/ingest';
 import { buildApi } from '@vigil/replay-ui/app';
 import { ApprovalBook } from '@vigil/replay-ui/approvals-book';
+import { openLocalAdmin, type LocalAdmin } from '@vigil/replay-ui/login/local-admin';
+import { ensureBuilt } from '@vigil/replay-ui/web/build';
 import { Worker, MessageChannel } from 'node:worker_threads';
 import { serveEventLog } from '@vigil/eventlog/port/index';
 import type { VigilConfig } from '../config.ts';
@@ -113,17 +115,54 @@ export async function startComponents(config: VigilConfig, which: Components): P
     if (which.api) {
       const book = await ApprovalBook.open(log);
       stops.push(() => book.close());
-      const app = await buildApi({ config: config.api, verifier, store: store!, devIssuer, logger: logger.child({ component: 'api' }), registry, approvals: book });
+      const ui = config.api.ui.enabled ? await prepareUi(config, devIssuer, logger.child({ component: 'ui' })) : {};
+      const app = await buildApi({
+        config: config.api,
+        verifier,
+        store: store!,
+        devIssuer,
+        logger: logger.child({ component: 'api' }),
+        registry,
+        approvals: book,
+        ...ui,
+        uiIssuer: config.identity.issuer,
+        audience: config.identity.audience,
+      });
       await app.listen({ host: config.api.listen_host, port: config.api.listen_port });
       stops.push(() => app.close());
       running.apiUrl = `http://${config.api.listen_host}:${config.api.listen_port}`;
       logger.info({ url: running.apiUrl }, 'API listening');
+      if (ui.uiDir) logger.info({ url: `${running.apiUrl}/ui/` }, 'web UI');
     }
     return running;
   } catch (err) {
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * The web UI for the API: its build (rebuilt only when replay-ui/web changed since the last build;
+ * `npm install` builds it first) and, with the dev issuer, the local admin account. The admin
+ * password is created on the first start and printed here once, to stderr, not to the log.
+ * A UI that cannot be built leaves the API running without it: the audit API matters more.
+ */
+async function prepareUi(config: VigilConfig, devIssuer: DevIssuer | undefined, logger: pino.Logger): Promise<{ uiDir?: string; localAdmin?: LocalAdmin }> {
+  let uiDir: string | undefined;
+  try {
+    uiDir = await ensureBuilt({ log: (line) => logger.info(line) });
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'the web UI could not be built (run `npm run build:ui`); serving the API without it');
+  }
+  if (!devIssuer || !config.dev_issuer) return { uiDir };
+  const localAdmin = await openLocalAdmin({ dir: config.dev_issuer.dir });
+  if (localAdmin.createdPassword) {
+    process.stderr.write(
+      `\nVigil web UI: local sign-in created. User: ${localAdmin.user}  Password: ${localAdmin.createdPassword}\n` +
+        `  Shown this once; only its hash is kept (${config.dev_issuer.dir}/ui-admin.scrypt.json; delete it to get a new one).\n\n`,
+    );
+  }
+  return { uiDir, localAdmin };
 }
 
 /**
@@ -196,6 +235,7 @@ function banner(config: VigilConfig, running: Running): string {
 Vigil ${VERSION} is running (${config.mode}; config ${config.source})
   gateway (PostgreSQL)  127.0.0.1:${port}
   API                   ${running.apiUrl}
+  web UI                ${running.apiUrl}/ui/  (user admin; password printed at first start)
   data                  ${config.data_dir}
 
 Try it (in another terminal):

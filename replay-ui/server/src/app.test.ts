@@ -18,6 +18,8 @@ import { createVerifier } from '@vigil/identity/verifier';
 import { buildApi } from './app.ts';
 import { PUBLIC_ROUTES } from './plugins/auth.ts';
 import { SessionSchema, QuerySchema } from './schemas.ts';
+import { openLocalAdmin } from './login/local-admin.ts';
+import { writeFileSync, mkdirSync } from 'node:fs';
 
 const ISSUER = 'http://127.0.0.1:8480';
 let dir: string;
@@ -82,13 +84,31 @@ before(async () => {
   await store.insert({
     table: 'queries',
     format: 'JSONEachRow',
-    values: [queryRow('s1', 7, 'select 7'), queryRow('s1', 3, 'select 3'), queryRow('s1', 5, 'select 5'), queryRow('s2', 4, 'select other')],
+    values: [queryRow('s1', 7, 'select 7'), queryRow('s1', 3, 'select 3'), queryRow('s1', 5, 'select 5'), queryRow('s2', 4, 'select other'), queryRow('s4', 2, 'DROP TABLE Invoices')],
+  });
+  // The gateway's policy.blocked event follows the c2s frame of the statement it blocked (s1 seq 5 → 6).
+  const eventRow = (sessionId: string, seq: number, type: string, detail: object) => ({
+    session_id: sessionId, seq, event_id: `ev-${sessionId}-${seq}`, type, time: ch(T0 + seq * 1000), sub: 'alice', target_id: 'pg-main',
+    direction: '', msg_type: '', size: 0, prev_hash: '', hash: '', detail: JSON.stringify(detail),
+  });
+  await store.insert({
+    table: 'events',
+    format: 'JSONEachRow',
+    values: [
+      eventRow('s1', 6, 'policy.blocked', { rule_id: 'no-select-5', action: 'block', message: 'blocked by policy rule "no-select-5"', statement: 'select 5' }),
+      eventRow('s1', 8, 'frame', {}),
+    ],
   });
 
   const verifier = createVerifier({ issuer: ISSUER, jwks_file: issuer.jwks_file });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry }); // as the CLI does: the plugin must not register them twice
-  app = await buildApi({ config: { page_size_default: 3, page_size_max: 4 }, verifier, store, devIssuer: issuer, registry });
+  // The UI and the local sign-in too, so that the route inventory below covers every public route.
+  const uiDir = join(dir, 'ui');
+  mkdirSync(uiDir);
+  writeFileSync(join(uiDir, 'index.html'), '<!doctype html><title>t</title>');
+  const localAdmin = await openLocalAdmin({ dir: join(dir, 'issuer') });
+  app = await buildApi({ config: { page_size_default: 3, page_size_max: 4 }, verifier, store, devIssuer: issuer, registry, uiDir, localAdmin });
   // A probe route (declared like any other) to prove serialisation drops undeclared fields.
   app.get('/api/probe', { config: { roles: ['admin'] }, schema: { response: { 200: SessionSchema } } }, async () => ({
     ...(await app.inject({ url: '/api/sessions/s2', headers: auth('admin') })).json().session,
@@ -185,6 +205,19 @@ describe('GET /api/sessions', () => {
     assert.deepEqual(ids(await list('?sub=nobody')), []);
   });
 
+  test('filters: actor_kind, live, statement search (q, case-insensitive substring)', async () => {
+    assert.deepEqual(ids(await list('?actor_kind=agent')), ['s4']);
+    assert.deepEqual(ids(await list('?actor_kind=human&sub=bob')), ['s3', 's2']);
+    assert.deepEqual(ids(await list('?live=false')), ['s1']);
+    assert.deepEqual(ids(await list('?live=true&sub=alice&limit=4')), ['s6', 's5']);
+    assert.deepEqual(ids(await list('?q=invoices')), ['s4']);
+    assert.deepEqual(ids(await list('?q=select')), ['s2', 's1']);
+    assert.deepEqual(ids(await list('?q=select%205')), ['s1']);
+    assert.deepEqual(ids(await list('?q=select&sub=bob')), ['s2']);
+    assert.deepEqual(ids(await list(`?q=${encodeURIComponent("%' OR 1=1 --")}`)), []);
+    assertProblem(await app.inject({ url: '/api/sessions?actor_kind=robot', headers: auth('analyst') }), 400, 'API_ERR_BAD_REQUEST');
+  });
+
   test('filter values are bound, not spliced into SQL', async () => {
     assert.deepEqual(ids(await list(`?sub=${encodeURIComponent("alice' OR 1=1 --")}`)), []);
   });
@@ -223,6 +256,12 @@ describe('GET /api/sessions/:id', () => {
     assert.deepEqual(body.queries.map((q: any) => q.statement), ['select 3', 'select 5', 'select 7']);
     for (const q of body.queries) assert.deepEqual(Object.keys(q).sort(), schemaKeys(QuerySchema));
     assert.deepEqual(body.queries[0].params, ['1', null]);
+    // Verdicts: the policy.blocked event at seq 6 lies within select 5's frames (5..6).
+    assert.deepEqual(body.queries.map((q: any) => q.verdict), ['allowed', 'blocked', 'allowed']);
+    assert.equal(body.queries[1].verdict_rule, 'no-select-5');
+    assert.equal(body.queries[1].verdict_message, 'blocked by policy rule "no-select-5"');
+    assert.equal(body.queries[0].verdict_rule, null);
+    assert.equal(body.queries[0].verdict_message, '');
     assert.equal(body.queries[0].statement_known, true);
     assert.equal(body.queries_next, null);
   });
@@ -238,6 +277,28 @@ describe('GET /api/sessions/:id', () => {
 
   test('unknown session → 404 problem', async () => {
     assertProblem(await app.inject({ url: '/api/sessions/does-not-exist', headers: auth('analyst') }), 404, 'API_ERR_NOT_FOUND');
+  });
+});
+
+describe('GET /api/activity', () => {
+  test('sessions and blocks per bucket (empty buckets included), top identities and targets', async () => {
+    const res = await app.inject({ url: `/api/activity?from=${T0}&to=${T0 + 10_000_000}&buckets=10`, headers: auth('analyst') });
+    assert.equal(res.statusCode, 200, res.body);
+    const a = res.json();
+    assert.equal(a.bucket_s, 1);
+    assert.equal(a.series.length, 10);
+    assert.equal(a.series[0].t, '2026-01-10T12:00:00.000000Z');
+    assert.deepEqual(a.series.map((b: any) => b.sessions), [0, 1, 1, 1, 2, 0, 1, 0, 0, 0]);
+    assert.deepEqual(a.series.map((b: any) => b.blocked), [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(a.by_identity[0], { key: 'alice', sessions: 3 });
+    assert.deepEqual(a.by_target.map((t: any) => t.key).sort(), ['my-main', 'pg-main', 'pg-replica']);
+    const bob = (await app.inject({ url: `/api/activity?from=${T0}&to=${T0 + 10_000_000}&sub=bob`, headers: auth('auditor') })).json();
+    assert.deepEqual(bob.by_identity, [{ key: 'bob', sessions: 2 }]);
+  });
+  test('bad windows and roles are refused', async () => {
+    assertProblem(await app.inject({ url: `/api/activity?from=${T0 + 5}&to=${T0}`, headers: auth('analyst') }), 400, 'API_ERR_BAD_REQUEST');
+    assertProblem(await app.inject({ url: '/api/activity?from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z', headers: auth('analyst') }), 400, 'API_ERR_BAD_REQUEST');
+    assertProblem(await app.inject({ url: '/api/activity', headers: auth('approver') }), 403, 'API_ERR_FORBIDDEN');
   });
 });
 

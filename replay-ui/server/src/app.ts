@@ -17,6 +17,11 @@ import { sessionsPlugin } from './plugins/sessions.ts';
 import { devIssuerPlugin } from './plugins/dev-issuer.ts';
 import { approvalsPlugin } from './plugins/approvals.ts';
 import type { ApprovalBook } from './approvals-book.ts';
+import { mePlugin } from './plugins/me.ts';
+import { activityPlugin } from './plugins/activity.ts';
+import { uiPlugin } from './plugins/ui.ts';
+import { loginPlugin } from './plugins/login.ts';
+import type { LocalAdmin } from './login/local-admin.ts';
 
 export interface ApiRoute {
   method: string;
@@ -43,6 +48,14 @@ export interface BuildApiOptions {
   metrics?: Registry;
   /** Approval requests and decisions (the control topic); without it the approvals routes answer 503. */
   approvals?: ApprovalBook;
+  /** The built web UI (replay-ui/web/dist) to serve at /ui/; no UI routes without it. */
+  uiDir?: string;
+  /** The issuer the UI logs in at (identity.issuer); required with uiDir. */
+  uiIssuer?: string;
+  /** The dev issuer's local admin account: enables its sign-in (needs devIssuer). */
+  localAdmin?: LocalAdmin;
+  /** `aud` of tokens the local sign-in issues (identity.audience); default 'vigil'. */
+  audience?: string;
 }
 
 export async function buildApi(options: BuildApiOptions): Promise<FastifyInstance> {
@@ -71,6 +84,25 @@ export async function buildApi(options: BuildApiOptions): Promise<FastifyInstanc
   await app.register(healthPlugin, { store: options.store });
   await app.register(sessionsPlugin, { store: options.store, config });
   await app.register(approvalsPlugin, { book: options.approvals });
-  if (options.devIssuer) await app.register(devIssuerPlugin, { devIssuer: options.devIssuer });
+  await app.register(activityPlugin, { store: options.store, config });
+  await app.register(mePlugin);
+  const login = Boolean(options.devIssuer && options.localAdmin);
+  if (options.devIssuer) await app.register(devIssuerPlugin, { devIssuer: options.devIssuer, login });
+  if (options.devIssuer && options.localAdmin) {
+    await app.register(loginPlugin, {
+      devIssuer: options.devIssuer,
+      admin: options.localAdmin,
+      clientId: config.ui.client_id,
+      audience: options.audience ?? 'vigil',
+    });
+  }
+  if (options.uiDir && config.ui.enabled) {
+    await app.register(uiPlugin, {
+      dir: options.uiDir,
+      issuer: options.uiIssuer ?? options.devIssuer?.issuer ?? '',
+      clientId: config.ui.client_id,
+      scope: config.ui.scope,
+    });
+  }
   return app;
 }

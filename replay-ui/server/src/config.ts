@@ -15,6 +15,17 @@ export const ApiConfigSchema = Type.Object(
     page_size_default: Type.Integer({ minimum: 1, default: 50 }),
     /** Upper bound of `limit` (and of the queries returned with one session per request). */
     page_size_max: Type.Integer({ minimum: 1, maximum: 10_000, default: 500 }),
+    /** The web UI (replay-ui/web) served at /ui/ and how it logs in (OIDC authorization code + PKCE). */
+    ui: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true }),
+        /** OAuth client id the UI presents to the issuer (register it there with redirect URI <api>/ui/callback). */
+        client_id: Type.String({ minLength: 1, maxLength: 256, default: 'vigil-ui' }),
+        /** Scopes requested at login. */
+        scope: Type.String({ minLength: 1, maxLength: 1024, default: 'openid' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
   },
   { additionalProperties: false },
 );
@@ -31,5 +42,5 @@ export function parseApiConfig(input: unknown): ApiConfig {
     errors.push('/page_size_default: must be at most page_size_max');
   }
   if (errors.length > 0) throw apiError('API_ERR_CONFIG', `invalid api config: ${errors.join('; ')}`);
-  return Object.freeze({ ...c });
+  return Object.freeze({ ...c, ui: Object.freeze({ ...c.ui }) });
 }

@@ -27,8 +27,12 @@ test('problem body', () => {
 
 test('api config: defaults, frozen, unknown keys and bad bounds refused at once', () => {
   const c = parseApiConfig({});
-  assert.deepEqual({ ...c }, { listen_host: '127.0.0.1', listen_port: 8480, page_size_default: 50, page_size_max: 500 });
-  assert.ok(Object.isFrozen(c));
+  assert.deepEqual(
+    { ...c, ui: { ...c.ui } },
+    { listen_host: '127.0.0.1', listen_port: 8480, page_size_default: 50, page_size_max: 500, ui: { enabled: true, client_id: 'vigil-ui', scope: 'openid' } },
+  );
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.ui));
+  assert.throws(() => parseApiConfig({ ui: { client: 'x' } }), /\/ui\/client/);
   assert.throws(() => parseApiConfig({ listen_port: 70000, extra: 1 }), (err: Error & { code?: string }) => {
     assert.equal(err.code, 'API_ERR_CONFIG');
     assert.match(err.message, /listen_port/);

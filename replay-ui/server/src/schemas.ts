@@ -76,6 +76,16 @@ export const QuerySchema = Type.Object(
     bytes: Type.Number(),
     sqlstate: Type.String(),
     error: Type.String(),
+    /**
+     * What the gateway decided: `blocked` when a policy.blocked event lies within this statement's
+     * frames (seq..end_seq), else `allowed`. Approval and masking verdicts join this union when
+     * those events exist.
+     */
+    verdict: Type.Union([Type.Literal('allowed'), Type.Literal('blocked')]),
+    /** The deciding rule of a block (null: allowed, or a policy default decided). */
+    verdict_rule: Type.Union([Type.String(), Type.Null()]),
+    /** The message the client received for a block; '' when allowed. */
+    verdict_message: Type.String(),
   },
   { additionalProperties: false },
 );
@@ -89,6 +99,11 @@ export const ListSessionsQuerySchema = Type.Object(
     sub: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
     target_id: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
     protocol: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    actor_kind: Type.Optional(Type.Union([Type.Literal('agent'), Type.Literal('human')])),
+    /** true: sessions still open (no session.ended yet); false: ended ones. */
+    live: Type.Optional(Type.Boolean()),
+    /** Sessions that ran a statement containing this text (case-insensitive substring). */
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
     /** Sessions started at or after. */
     from: Type.Optional(TimeParam),
     /** Sessions started strictly before. */
@@ -142,6 +157,13 @@ export const DiscoverySchema = Type.Object(
     jwks_uri: Type.String(),
     id_token_signing_alg_values_supported: Type.Array(Type.String()),
     subject_types_supported: Type.Array(Type.String()),
+    // Present when the dev issuer offers the UI's local sign-in (plugins/login.ts).
+    authorization_endpoint: Type.Optional(Type.String()),
+    token_endpoint: Type.Optional(Type.String()),
+    response_types_supported: Type.Optional(Type.Array(Type.String())),
+    grant_types_supported: Type.Optional(Type.Array(Type.String())),
+    code_challenge_methods_supported: Type.Optional(Type.Array(Type.String())),
+    token_endpoint_auth_methods_supported: Type.Optional(Type.Array(Type.String())),
   },
   { additionalProperties: false },
 );
@@ -168,3 +190,36 @@ export const JwksSchema = Type.Object(
   },
   { additionalProperties: false },
 );
+
+/** `GET /api/activity`: a time window (defaults: the last 24 hours) and optional filters. */
+export const ActivityQuerySchema = Type.Object(
+  {
+    from: Type.Optional(TimeParam),
+    to: Type.Optional(TimeParam),
+    sub: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+    target_id: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+    /** Number of time buckets wanted (the bucket width is rounded to whole seconds). */
+    buckets: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+  },
+  { additionalProperties: false },
+);
+export type ActivityQuery = Static<typeof ActivityQuerySchema>;
+
+const Count = Type.Object({ key: Type.String(), sessions: Type.Number() }, { additionalProperties: false });
+
+export const ActivitySchema = Type.Object(
+  {
+    from: Iso,
+    to: Iso,
+    bucket_s: Type.Number(),
+    /** Every bucket of the window, oldest first, empty ones included (so charts need no gap logic). */
+    series: Type.Array(
+      Type.Object({ t: Iso, sessions: Type.Number(), blocked: Type.Number() }, { additionalProperties: false }),
+    ),
+    /** Top identities and targets by sessions in the window (at most 10 each). */
+    by_identity: Type.Array(Count),
+    by_target: Type.Array(Count),
+  },
+  { additionalProperties: false },
+);
+export type Activity = Static<typeof ActivitySchema>;

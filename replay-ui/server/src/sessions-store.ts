@@ -107,6 +107,10 @@ export interface SessionFilter {
   sub?: string;
   target_id?: string;
   protocol?: string;
+  actor_kind?: 'agent' | 'human';
+  live?: boolean;
+  /** Case-insensitive substring of a statement the session ran (answered from `queries`). */
+  q?: string;
   from_us?: bigint;
   to_us?: bigint;
 }
@@ -121,6 +125,13 @@ export async function listSessions(
   if (filter.sub !== undefined) (where.push('sub = {sub:String}'), (params.sub = filter.sub));
   if (filter.target_id !== undefined) (where.push('target_id = {target_id:String}'), (params.target_id = filter.target_id));
   if (filter.protocol !== undefined) (where.push('protocol = {protocol:String}'), (params.protocol = filter.protocol));
+  if (filter.actor_kind !== undefined) (where.push('actor_kind = {actor_kind:String}'), (params.actor_kind = filter.actor_kind));
+  if (filter.live !== undefined) where.push(filter.live ? 'isNull(ended_at)' : 'isNotNull(ended_at)');
+  if (filter.q !== undefined) {
+    // A substring, not a pattern: no LIKE metacharacters to escape, and the text is a bound value.
+    where.push('session_id IN (SELECT session_id FROM queries WHERE positionCaseInsensitiveUTF8(statement, {q:String}) > 0)');
+    params.q = filter.q;
+  }
   if (filter.from_us !== undefined) (where.push('toUnixTimestamp64Micro(started_at) >= {from_us:Int64}'), (params.from_us = filter.from_us.toString()));
   if (filter.to_us !== undefined) (where.push('toUnixTimestamp64Micro(started_at) < {to_us:Int64}'), (params.to_us = filter.to_us.toString()));
   if (page.cursor !== undefined) {
@@ -155,7 +166,7 @@ export async function getSession(store: ClickHouseClient, id: string): Promise<S
   return rows[0] ? toSession(rows[0]) : undefined;
 }
 
-type QueryRow = Omit<Query, 'seq' | 'end_seq' | 'time' | 'duration_us' | 'rows' | 'bytes' | 'statement_known'> & {
+type QueryRow = Omit<Query, 'seq' | 'end_seq' | 'time' | 'duration_us' | 'rows' | 'bytes' | 'statement_known' | 'verdict' | 'verdict_rule' | 'verdict_message'> & {
   statement_known: number | boolean;
   seq: string;
   end_seq: string;
@@ -200,6 +211,47 @@ export async function listQueries(
     bytes: Number(r.bytes),
     sqlstate: r.sqlstate,
     error: r.error,
+    verdict: 'allowed' as Query['verdict'],
+    verdict_rule: null as string | null,
+    verdict_message: '',
   }));
+  await attachVerdicts(store, sessionId, queries);
   return { queries, next: more && queries.length ? queries[queries.length - 1].seq : null };
+}
+
+interface BlockRow {
+  seq: string;
+  rule_id: string | null;
+  message: string;
+}
+
+/**
+ * Mark the statements the policy blocked. The gateway writes `policy.blocked` into the chain right
+ * after the c2s frame that carried the statement, so it lies within that statement's frames
+ * (seq..end_seq); one range query for the page, then a merge in seq order.
+ */
+async function attachVerdicts(store: ClickHouseClient, sessionId: string, queries: Query[]): Promise<void> {
+  if (queries.length === 0) return;
+  const lo = queries[0].seq;
+  const hi = Math.max(...queries.map((q) => Math.max(q.seq, q.end_seq)));
+  const blocks = await (
+    await store.query({
+      query: `SELECT seq, JSONExtract(detail, 'rule_id', 'Nullable(String)') AS rule_id, JSONExtractString(detail, 'message') AS message
+        FROM events FINAL
+        WHERE session_id = {id:String} AND type = 'policy.blocked' AND seq BETWEEN {lo:UInt64} AND {hi:UInt64}
+        ORDER BY seq`,
+      query_params: { id: sessionId, lo, hi },
+      format: 'JSONEachRow',
+    })
+  ).json<BlockRow>();
+  for (const b of blocks) {
+    const seq = Number(b.seq);
+    const q = queries.find((x) => seq >= x.seq && seq <= Math.max(x.seq, x.end_seq));
+    // A statement blocked in a multi-statement Query keeps the first block (the one the client saw).
+    if (q && q.verdict === 'allowed') {
+      q.verdict = 'blocked';
+      q.verdict_rule = b.rule_id;
+      q.verdict_message = b.message;
+    }
+  }
 }

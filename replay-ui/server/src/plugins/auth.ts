@@ -30,6 +30,14 @@ export const PUBLIC_ROUTES: ReadonlySet<string> = new Set([
   'GET /metrics',
   'GET /.well-known/openid-configuration',
   'GET /.well-known/jwks.json',
+  // The web UI's files and login settings (plugins/ui.ts): no data, the app asks for a token first.
+  'GET /',
+  'GET /ui/*',
+  'GET /api/ui/config',
+  // The dev issuer's sign-in (plugins/login.ts): how a browser obtains a token in the first place.
+  'GET /oauth/authorize',
+  'POST /oauth/authorize',
+  'POST /oauth/token',
 ]);
 
 export function isPublic(method: string, url: string | undefined): boolean {

@@ -47,6 +47,9 @@ export const sessionsPlugin = definePlugin<{ store: ClickHouseClient; config: Ap
           sub: q.sub,
           target_id: q.target_id,
           protocol: q.protocol,
+          actor_kind: q.actor_kind,
+          live: q.live,
+          q: q.q,
           from_us: q.from === undefined ? undefined : parseTimeParam(q.from, 'from'),
           to_us: q.to === undefined ? undefined : parseTimeParam(q.to, 'to'),
         };

@@ -1,0 +1,75 @@
+/**
+ * The API as the UI uses it: every call carries the user's token; a 401 means "log in again"; other
+ * errors are the API's problem+json, shown as they are.
+ */
+import type { Activity, Query, Session } from '../../../server/src/schemas.ts';
+import { currentToken, logout } from '../auth/oidc.ts';
+
+export type { Activity, Query, Session };
+
+export interface Me {
+  sub: string;
+  issuer: string;
+  roles: string[];
+  groups: string[];
+  actor_kind: string;
+  exp: number | null;
+}
+
+export class ApiProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Set by the app: what to do when the token is refused (show the login page). */
+let onUnauthenticated: () => void = () => {};
+export function setOnUnauthenticated(f: () => void): void {
+  onUnauthenticated = f;
+}
+
+export async function api<T>(path: string, params?: Record<string, string | number | boolean | undefined>): Promise<T> {
+  const qs = params
+    ? new URLSearchParams(Object.entries(params).filter((e): e is [string, string | number | boolean] => e[1] !== undefined && e[1] !== '').map(([k, v]) => [k, String(v)])).toString()
+    : '';
+  const token = currentToken();
+  if (!token) {
+    onUnauthenticated();
+    throw new ApiProblem(401, 'API_ERR_UNAUTHENTICATED', 'not logged in');
+  }
+  const res = await fetch(`${path}${qs ? `?${qs}` : ''}`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
+  if (res.status === 401) {
+    logout();
+    onUnauthenticated();
+  }
+  if (!res.ok) {
+    const p = (await res.json().catch(() => ({}))) as { code?: string; detail?: string; title?: string };
+    throw new ApiProblem(res.status, p.code ?? 'API_ERR_INTERNAL', p.detail ?? p.title ?? `HTTP ${res.status}`);
+  }
+  return res.json() as Promise<T>;
+}
+
+export interface SessionFilters {
+  sub?: string;
+  actor_kind?: 'agent' | 'human' | '';
+  target_id?: string;
+  protocol?: string;
+  live?: 'true' | 'false' | '';
+  q?: string;
+  from?: string;
+  to?: string;
+}
+
+export const listSessions = (f: SessionFilters, cursor?: string) =>
+  api<{ items: Session[]; next_cursor: string | null }>('/api/sessions', { ...f, cursor, limit: 50 });
+
+export const getSession = (id: string, after?: number) =>
+  api<{ session: Session; queries: Query[]; queries_next: number | null }>(`/api/sessions/${encodeURIComponent(id)}`, { queries_after: after, queries_limit: 200 });
+
+export const getActivity = (p: { from?: string; to?: string; buckets?: number }) => api<Activity>('/api/activity', p);
+
+export const getMe = () => api<Me>('/api/me');

@@ -1,0 +1,52 @@
+/**
+ * Query replay: the session's statements in order on one time axis (start offset and duration as a
+ * bar), with rows, result bytes, the gateway's verdict and any error. Pure view of what a driver
+ * delivered.
+ */
+import type { Query, Session } from '../api/client.ts';
+import { bytes, duration, microsBetween } from '../format.ts';
+
+export function QueryTimeline({ session, queries }: { session: Session; queries: readonly Query[] }) {
+  if (queries.length === 0) return <p className="muted">No statements recorded in this session.</p>;
+  const offsets = queries.map((q) => Math.max(0, microsBetween(session.started_at, q.time)));
+  const end = Math.max(1, session.duration_us, ...queries.map((q, i) => offsets[i] + q.duration_us));
+  return (
+    <ol className="timeline" data-testid="timeline">
+      {queries.map((q, i) => {
+        const left = (offsets[i] / end) * 100;
+        const width = Math.max(0.4, (q.duration_us / end) * 100);
+        return (
+          <li key={q.seq} className={`stmt ${q.verdict}${q.error ? ' failed' : ''}`} data-seq={q.seq} data-verdict={q.verdict}>
+            <div className="when">
+              <span className="mono">+{duration(offsets[i])}</span>
+              <div className="track" aria-hidden="true">
+                <span className="bar" style={{ left: `${Math.min(left, 99.6)}%`, width: `${Math.min(width, 100 - Math.min(left, 99.6))}%` }} />
+              </div>
+            </div>
+            <div className="what">
+              <pre className="sql">{q.statement_known ? q.statement : '(statement defined before recording resumed)'}</pre>
+              {q.params.length > 0 && <div className="params mono">params: {q.params.map((p) => (p === null ? 'NULL' : p)).join(', ')}</div>}
+              {q.verdict === 'blocked' && (
+                <div className="verdict-detail">
+                  Blocked{q.verdict_rule ? <> by rule <b className="mono">{q.verdict_rule}</b></> : ' by the policy default'}: {q.verdict_message}
+                </div>
+              )}
+              {q.error && q.verdict !== 'blocked' && (
+                <div className="err">
+                  <span className="mono">{q.sqlstate}</span> {q.error}
+                </div>
+              )}
+            </div>
+            <div className="facts">
+              <span className={`tag ${q.verdict}`} data-testid="verdict">{q.verdict}</span>
+              <span title="duration">{duration(q.duration_us)}</span>
+              <span title="rows">{q.rows} {q.rows === 1 ? 'row' : 'rows'}</span>
+              <span title="result bytes">{bytes(q.bytes)}</span>
+              {q.command_tag && <span className="muted mono">{q.command_tag}</span>}
+            </div>
+          </li>
+        );
+      })}
+    </ol>
+  );
+}
