@@ -37,6 +37,8 @@ export interface MaskPlan {
   scan(text: string): ScanResult | undefined;
   /** A whole value under `choice` (text for partial, bytes for hash); null = SQL NULL. */
   maskWhole(text: string, bytes: Uint8Array, choice: MaskChoice): string | null;
+  /** The strategy (and rule) of an enabled detector. */
+  detectorChoice(d: Detector): MaskChoice | undefined;
 }
 
 export interface MaskEngineOptions {
@@ -60,6 +62,7 @@ export const NO_MASK: MaskPlan = Object.freeze({
   ruleIds: Object.freeze([]) as readonly string[],
   scan: () => undefined,
   maskWhole: () => null,
+  detectorChoice: () => undefined,
 });
 
 export function createMaskEngine(options: MaskEngineOptions = {}): MaskEngine {
@@ -132,5 +135,6 @@ function compilePlan(directives: readonly MaskDirective[], hasher: Hasher): Mask
       return { text: isNull ? null : out + text.slice(at), hits };
     },
     maskWhole: (text: string, bytes: Uint8Array, choice: MaskChoice) => maskWhole(text, bytes, choice, hasher),
+    detectorChoice: (d: Detector) => resolved.detectors.get(d),
   });
 }

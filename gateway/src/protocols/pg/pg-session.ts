@@ -28,10 +28,11 @@ import { FORWARDED_PARAMS, FRONTEND_TYPE_VALID, GATEWAY_OWNED_PARAMS, TYPE_LETTE
 import { PgEvent, PgState, canTransition, inStartupPhase, transition } from './session.ts';
 import { UpstreamAuth, type UpstreamAuthStep } from './upstream-auth.ts';
 import { PgEnforcer, type BlockReport } from './enforce.ts';
+import { PgMaskStream, type MaskReport } from './mask-stream.ts';
 import { dial, sendCancel, type DialTarget } from './upstream.ts';
 import type { SessionStarted } from '@vigil/schemas';
 import { tokenFailure } from './token.ts';
-import type { PgProxy } from './proxy.ts';
+import type { PgProxy, PgProxyOptions } from './proxy.ts';
 
 /** PostgreSQL reads PasswordMessage with a 64 KiB cap (PG_MAX_AUTH_TOKEN_LENGTH); tokens fit well. */
 const MAX_AUTH_MESSAGE_BYTES = 65_540;
@@ -93,6 +94,8 @@ export class PgSession {
   private clientTerminated = false;
   /** Inline policy enforcement (enforce.ts); undefined without a policy file: then nothing is parsed. */
   private enforcer: PgEnforcer | undefined;
+  /** Inline masking (mask-stream.ts); with a policy file only. */
+  private masker: PgMaskStream | undefined;
 
   constructor(
     private readonly proxy: PgProxy,
@@ -501,7 +504,7 @@ export class PgSession {
       // Fast path (whole chunks) only when no held bytes are still unforwarded: the head of a
       // message held by the slow path must go out before its tail.
       const unforwarded = this.s2c.buffered - this.s2cForwarded;
-      if (this.state === PgState.Relaying && !this.s2cPerMessage && !this.enforcer?.rewriting && unforwarded === 0) {
+      if (this.state === PgState.Relaying && !this.s2cPerMessage && !this.enforcer?.rewriting && !this.masker?.active && unforwarded === 0) {
         const err = this.s2c.push(chunk, this.recordS2C);
         this.write('client', err ? chunk.subarray(0, err.offset) : chunk);
         this.s2cForwarded = this.s2c.buffered; // the head of an incomplete message went out with the chunk
@@ -516,6 +519,7 @@ export class PgSession {
 
   private readonly recordS2C = (type: number, message: Buffer): void => {
     this.enforcer?.fromServer(type, message); // not rewriting here: only watches ReadyForQuery/ParameterStatus
+    this.masker?.observe(type, message); // no mask rule applies: only follows requests and results
     this.recorder.frame('s2c', TYPE_LETTER[type], message);
   };
   private readonly recordC2S = (type: number, message: Buffer): void => {
@@ -533,6 +537,13 @@ export class PgSession {
       else if (TYPE_LETTER[type] === 'Z') this.sawReady = true;
     }
     if (this.enforcer) out = this.enforcer.fromServer(type, out);
+    // ---- masking hook (mask-stream.ts): it delivers through deliverS2C, possibly later (catalog wait).
+    if (this.masker && this.s2cForwarded === 0) return this.masker.fromServer(type, out);
+    this.deliverS2C(out, type, message);
+  };
+
+  private readonly deliverS2C = (out: Buffer, type: number, message: Buffer = out): void => {
+    if (this.ended) return;
     this.recorder.frame('s2c', TYPE_LETTER[type], out);
     if (this.s2cForwarded > 0) {
       // The fast path already sent this message's head; send only the rest. (It was in flight
@@ -596,7 +607,9 @@ export class PgSession {
     const policy = o.policy;
     if (policy) {
       const onBlocked = (r: BlockReport): void => this.recorder.event({ type: 'policy.blocked', version: 1, ...r });
-      this.enforcer = new PgEnforcer({ runtime: policy, identity: this.identity!, target_id: this.target!.id, onBlocked });
+      const veto = (a: Parameters<PgMaskStream['writeVeto']>[0]): string | undefined => this.masker?.writeVeto(a);
+      this.enforcer = new PgEnforcer({ runtime: policy, identity: this.identity!, target_id: this.target!.id, onBlocked, veto });
+      if (o.mask) this.startMasking(policy, o.mask);
     }
     const ok = codec.authenticationOk();
     this.recorder.frame('s2c', 'R', ok);
@@ -611,9 +624,31 @@ export class PgSession {
 
   /** Records what the client sent; forwards it, or its substitute when the policy blocks it (enforce.ts). */
   private readonly forwardC2S = (type: number, message: Buffer): void => {
-    this.recordC2S(type, message);
-    this.write('upstream', this.enforcer ? this.enforcer.fromClient(type, message) : message);
+    this.recordC2S(type, this.masker ? this.masker.forLog(type, message) : message);
+    const out = this.enforcer ? this.enforcer.fromClient(type, message) : message;
+    this.write('upstream', this.masker ? this.masker.fromClient(type, message, out) : out);
   };
+
+  // ---- masking (mask-stream.ts) ----------------------------------------------------------------
+
+  private startMasking(policy: NonNullable<PgProxyOptions['policy']>, mask: NonNullable<PgProxyOptions['mask']>): void {
+    const t = this.target!;
+    const catalog = this.proxy.catalogs.get(t, this.dialTarget(t), this.dbName!);
+    this.masker = new PgMaskStream({
+      policy,
+      mask,
+      identity: this.identity!,
+      target_id: t.id,
+      catalog,
+      deliver: this.deliverS2C,
+      pauseTarget: (on) => (on ? this.pause('upstream', 'catalog') : this.resume('upstream', 'catalog')),
+      onApplied: (r: MaskReport) => this.recorder.event({ type: 'mask.applied', version: 1, ...r }),
+      onFatal: (reason) => this.guard(() => this.refuse('GW_ERR_MASKING', reason, 'protocol_error', 'protocol', 's2c')),
+      onDdl: () => this.proxy.catalogs.invalidate(t.id),
+    });
+    // Load the catalog now, so the first result does not wait (failures are retried on demand).
+    if (this.masker.active && catalog.current() === undefined) catalog.refresh().catch((err: Error) => this.proxy.options.logger.warn({ session_id: this.id, target_id: t.id, err: err.message }, 'masking catalog load failed'));
+  }
 
   private relayC2S(chunk: Buffer): void {
     if (this.c2sPerMessage) {
