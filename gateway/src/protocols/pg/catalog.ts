@@ -53,7 +53,8 @@ export class CatalogSnapshot implements CatalogLookup {
     readonly loadedAt: number,
   ) {
     for (const row of rows) {
-      const [oid, schema, name, kind, system, atts, viewdef] = row as [number, string, string, string, boolean, [number, string][], string | null];
+      const [rawOid, schema, name, kind, system, atts, viewdef] = row as [number | string, string, string, string, boolean, [number, string][], string | null];
+      const oid = Number(rawOid); // json renders oid as a string
       let parsed: Obj | undefined | null = null;
       const rel: Rel = {
         oid,
