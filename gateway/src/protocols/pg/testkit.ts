@@ -118,6 +118,8 @@ export async function startHarness(overrides: {
   issuer?: Issuer;
   /** gateway.policy_file */
   policy_file?: string;
+  /** gateway.masking */
+  masking?: Record<string, unknown>;
 } = {}): Promise<Harness> {
   const producer = new MemoryProducer();
   const sink = new EventSink(producer, {
@@ -129,7 +131,7 @@ export async function startHarness(overrides: {
   const issuer = overrides.issuer ?? (await createIssuer());
   const { logger, lines } = captureLogger();
   const gw = await startGateway({
-    config: { id: 'gw-test', postgres: { listen_port: 0, auth_timeout_ms: 5000, ...overrides.postgres }, fail_closed: overrides.fail_closed ?? true, ...(overrides.max_log_stall_ms !== undefined ? { max_log_stall_ms: overrides.max_log_stall_ms } : {}), ...(overrides.policy_file !== undefined ? { policy_file: overrides.policy_file } : {}) },
+    config: { id: 'gw-test', postgres: { listen_port: 0, auth_timeout_ms: 5000, ...overrides.postgres }, fail_closed: overrides.fail_closed ?? true, ...(overrides.max_log_stall_ms !== undefined ? { max_log_stall_ms: overrides.max_log_stall_ms } : {}), ...(overrides.policy_file !== undefined ? { policy_file: overrides.policy_file } : {}), ...(overrides.masking !== undefined ? { masking: overrides.masking } : {}) },
     targets: overrides.targets ?? [{ id: 'main', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres' }],
     verifier: issuer.verifier,
     sink,
@@ -395,11 +397,11 @@ export interface PolicyHarness {
   close(): Promise<void>;
 }
 
-export async function startPolicyHarness(policyYaml: string): Promise<PolicyHarness> {
+export async function startPolicyHarness(policyYaml: string, extra: { masking?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}): Promise<PolicyHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'vigil-policy-'));
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, policyYaml);
-  const h = await startHarness({ policy_file: policyFile });
+  const h = await startHarness({ policy_file: policyFile, ...extra });
   const direct = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
   await direct.connect();
   return {
