@@ -53,6 +53,25 @@ export const PostgresListenerSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const MaskingSchema = Type.Object(
+  {
+    /**
+     * HMAC key of the `hash` strategy, one per deployment (every gateway and ingest process of it
+     * must share it so hashed values join). Absent: `hash` is applied as `redact`.
+     */
+    hash_key: Type.Optional(SecretRef),
+    /**
+     * Record masked frames in the event log: statements and parameters the client sent pass through
+     * the value detectors before they are recorded (results are always recorded as the client
+     * received them, i.e. masked). Off: the log holds what the client sent, verbatim.
+     */
+    mask_before_log: Type.Boolean({ default: false }),
+    /** A catalog snapshot older than this is refreshed on next use (DDL through the gateway refreshes at once). */
+    catalog_ttl_ms: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 30_000 }),
+  },
+  { additionalProperties: false },
+);
+
 export const GatewaySectionSchema = Type.Object(
   {
     /** Stable id of this gateway instance in every event; default: the host name. */
@@ -71,6 +90,8 @@ export const GatewaySectionSchema = Type.Object(
      * statement is parsed at all. Present: an unreadable or invalid file stops the start.
      */
     policy_file: Type.Optional(Type.String({ minLength: 1 })),
+    /** Masking (docs/masking.md): the keyed-hash secret, the event log's contents, catalog freshness. */
+    masking: Type.Optional(MaskingSchema),
   },
   { additionalProperties: false },
 );
@@ -121,6 +142,7 @@ export interface GatewaySection {
   readonly fail_closed: boolean;
   readonly max_log_stall_ms: number;
   readonly policy_file?: string;
+  readonly masking: Readonly<Static<typeof MaskingSchema>>;
 }
 export interface GatewayConfig {
   readonly gateway: GatewaySection;
@@ -196,6 +218,7 @@ export function parseGatewayConfig(input: unknown, env: NodeJS.ProcessEnv = proc
       fail_closed: gw.fail_closed as boolean,
       max_log_stall_ms: gw.max_log_stall_ms as number,
       ...(gw.policy_file !== undefined ? { policy_file: gw.policy_file as string } : {}),
+      masking: Value.Default(MaskingSchema, Value.Clone(gw.masking ?? {})) as Static<typeof MaskingSchema>,
     },
     targets,
   });

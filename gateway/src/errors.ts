@@ -43,6 +43,7 @@ export const GATEWAY_ERRORS = {
   GW_ERR_SESSION_MEMORY: { retriable: false, sqlstate: '53200', description: 'A session held more than max_buffered_bytes_per_session bytes; it was ended.' },
   GW_ERR_POLICY_LIMIT: { retriable: false, sqlstate: '53400', description: 'A session limit of the policy (max_duration_s, max_rows) was reached; the session was ended and a policy.limit event names the rule.' },
   GW_ERR_SHUTDOWN: { retriable: true, sqlstate: '57P01', description: 'The gateway is shutting down; the session was ended.' },
+  GW_ERR_MASKING: { retriable: false, sqlstate: '08P01', description: 'Masking could not pair a target message with the request it answers (protocol desync) or failed internally; the session was ended rather than deliver unmasked data.' },
   GW_ERR_CANCEL_UNKNOWN_KEY: { retriable: false, description: 'A CancelRequest carried a key the gateway did not issue (or of an ended session); it was dropped.' },
 } as const satisfies Record<string, GatewayErrorInfo>;
 

@@ -18,6 +18,8 @@ import { PgProxy, type PgMetrics } from './protocols/pg/proxy.ts';
 import type { PolicyRuntime } from './protocols/pg/enforce.ts';
 import { watchPolicy, type CompiledPolicy, type PolicyHandle } from './policy/index.ts';
 import { initSqlParser, createSqlAnalyser } from './sql/analyse.ts';
+import { createMaskEngine } from './mask/engine.ts';
+import type { MaskRuntime } from './protocols/pg/mask-stream.ts';
 
 export { parseGatewayConfig, type GatewayConfig, type GatewaySection, type TargetConfig } from './config.ts';
 export { GATEWAY_ERRORS, GatewayError, type GatewayErrorCode } from './errors.ts';
@@ -117,6 +119,23 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     loaded(handle.current(), 'start');
     policy = { current: () => handle.current(), analyser: createSqlAnalyser() };
   }
+  // Masking runs wherever a policy does (its rules say what to mask). The hash key is resolved once:
+  // it is per deployment, not per connection.
+  let mask: MaskRuntime | undefined;
+  if (policy) {
+    let hashKey: string | undefined;
+    if (gateway.masking.hash_key) {
+      try {
+        hashKey = (await resolveSecret(gateway.masking.hash_key, env)).reveal();
+      } catch (err) {
+        policyHandle?.close();
+        throw err;
+      }
+    } else if (policy.current().policy.rules.some((r) => r.mask?.strategy === 'hash')) {
+      logger.warn({}, 'mask rules use strategy hash but gateway.masking.hash_key is not set: hash is applied as redact');
+    }
+    mask = { engine: createMaskEngine({ hashKey }), mask_before_log: gateway.masking.mask_before_log, catalog_ttl_ms: gateway.masking.catalog_ttl_ms };
+  }
 
   const proxy = new PgProxy({
     listener: pg,
@@ -133,6 +152,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     secureContext,
     policy,
     ...(options.approvals ? { approvals: options.approvals } : {}),
+    mask,
   });
   const onPressure = (on: boolean): void => proxy.onSinkPressure(on);
   const onFailure = (err: Error): void => {

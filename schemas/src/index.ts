@@ -9,6 +9,7 @@ import { AuthFailed, ProtocolRefused, SessionEnded, SessionStarted } from './eve
 import { QueryEvent } from './events/query.ts';
 import { PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected } from './events/policy.ts';
 import { ApprovalDecided, ApprovalOverride, ApprovalRequested, ApprovalResolved } from './events/approval.ts';
+import { MaskApplied } from './events/mask.ts';
 
 export * from './envelope.ts';
 export * from './events/frame.ts';
@@ -16,13 +17,14 @@ export * from './events/session.ts';
 export * from './events/query.ts';
 export * from './events/policy.ts';
 export * from './events/approval.ts';
+export * from './events/mask.ts';
 export { canonicalJson } from './canonical.ts';
 export { seal, decode, verifyRecord, verifyChain, CodecError, type Sealed, type ChainReport, type UnsealedEvent } from './codec.ts';
 export { SessionChain, nowUs, type ChainInput, type ChainedRecord } from './chain.ts';
 export { ChainVerifier, type SessionVerdict } from './verify.ts';
 
 /** Events the gateway emits into a session's hash chain. */
-export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused, PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected, ApprovalRequested, ApprovalResolved]);
+export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused, PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected, ApprovalRequested, ApprovalResolved, MaskApplied]);
 export type ChainedEvent = Static<typeof ChainedEvent>;
 
 /** Every versioned schema, keyed `type@version` (used by docs, fixtures and validators). */
@@ -41,6 +43,7 @@ export const schemas = {
   'approval.resolved@1': ApprovalResolved,
   'approval.decided@1': ApprovalDecided,
   'approval.override@1': ApprovalOverride,
+  'mask.applied@1': MaskApplied,
 } as const;
 export type SchemaKey = keyof typeof schemas;
 

@@ -88,6 +88,8 @@ export interface EnforcerOptions {
   onBlocked(report: BlockReport): void;
   /** Holds a statement for approval; absent (no approval service), `require_approval` is enforced as a block. */
   requestApproval?(ask: ApprovalAsk): Promise<ApprovalAnswer>;
+  /** Masking's laundering check (mask-stream.ts writeVeto): a reason to block an otherwise allowed statement. */
+  veto?(statement: SqlAnalysis): string | undefined;
 }
 
 const MSG = { Query: 0x51, Parse: 0x50, Bind: 0x42, Close: 0x43, Sync: 0x53, FunctionCall: 0x46 } as const;
@@ -316,6 +318,15 @@ export class PgEnforcer {
 
   private verdict(statement: SqlAnalysis): Decision | undefined {
     const d = evaluate(this.o.runtime.current(), { identity: this.o.identity, target_id: this.o.target_id, now: new Date(), statement });
+    if (d.action === 'allow' && this.o.veto !== undefined && d.mask.length > 0) {
+      // ---- masking hook: a write that would copy masked values somewhere unmasked.
+      const why = this.o.veto(statement);
+      if (why !== undefined) {
+        const rule = d.mask.find((m) => m.columns.length > 0)?.rule_id ?? d.mask[0]!.rule_id;
+        const message = `statement blocked: ${why} (masking, policy rule "${rule}")`;
+        return { ...d, action: 'block', rule_id: rule, reason: 'rule', block: { sqlstate: '42501', message, code: 'GW_ERR_POLICY_BLOCKED' } };
+      }
+    }
     return d.action === 'allow' ? undefined : d;
   }
 

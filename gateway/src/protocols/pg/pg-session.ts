@@ -30,10 +30,11 @@ import { UpstreamAuth, type UpstreamAuthStep } from './upstream-auth.ts';
 import { evaluate, type CompiledPolicy, type LimitValue, type SessionLimits } from '../../policy/index.ts';
 import { PgEnforcer, type ApprovalAnswer, type ApprovalAsk, type BlockReport } from './enforce.ts';
 import type { Hold, HoldResult } from '../../approvals/broker.ts';
+import { PgMaskStream, type MaskReport } from './mask-stream.ts';
 import { dial, sendCancel, type DialTarget } from './upstream.ts';
 import type { SessionStarted } from '@vigil/schemas';
 import { tokenFailure } from './token.ts';
-import type { PgProxy } from './proxy.ts';
+import type { PgProxy, PgProxyOptions } from './proxy.ts';
 
 /** PostgreSQL reads PasswordMessage with a 64 KiB cap (PG_MAX_AUTH_TOKEN_LENGTH); tokens fit well. */
 const MAX_AUTH_MESSAGE_BYTES = 65_540;
@@ -104,6 +105,8 @@ export class PgSession {
   private durationTimer: NodeJS.Timeout | undefined;
   /** The statement waiting for approval, if any (one at a time: the client is paused meanwhile). */
   private waiting: { hold: Hold; ask: ApprovalAsk; recorded: boolean } | undefined;
+  /** Inline masking (mask-stream.ts); with a policy file only. */
+  private masker: PgMaskStream | undefined;
 
   constructor(
     private readonly proxy: PgProxy,
@@ -515,7 +518,7 @@ export class PgSession {
       // Fast path (whole chunks) only when no held bytes are still unforwarded: the head of a
       // message held by the slow path must go out before its tail.
       const unforwarded = this.s2c.buffered - this.s2cForwarded;
-      if (this.state === PgState.Relaying && !this.s2cPerMessage && !this.enforcer?.rewriting && this.limits.max_rows === undefined && unforwarded === 0) {
+      if (this.state === PgState.Relaying && !this.s2cPerMessage && !this.enforcer?.rewriting && !this.masker?.active && this.limits.max_rows === undefined && unforwarded === 0) {
         const err = this.s2c.push(chunk, this.recordS2C);
         this.write('client', err ? chunk.subarray(0, err.offset) : chunk);
         this.s2cForwarded = this.s2c.buffered; // the head of an incomplete message went out with the chunk
@@ -530,6 +533,7 @@ export class PgSession {
 
   private readonly recordS2C = (type: number, message: Buffer): void => {
     this.enforcer?.fromServer(type, message); // not rewriting here: only watches ReadyForQuery/ParameterStatus
+    this.masker?.observe(type, message); // no mask rule applies: only follows requests and results
     this.recorder.frame('s2c', TYPE_LETTER[type], message);
   };
   private readonly recordC2S = (type: number, message: Buffer): void => {
@@ -547,6 +551,13 @@ export class PgSession {
       else if (TYPE_LETTER[type] === 'Z') this.sawReady = true;
     }
     if (this.enforcer) out = this.enforcer.fromServer(type, out);
+    // ---- masking hook (mask-stream.ts): it delivers through deliverS2C, possibly later (catalog wait).
+    if (this.masker && this.s2cForwarded === 0) return this.masker.fromServer(type, out);
+    this.deliverS2C(out, type, message);
+  };
+
+  private readonly deliverS2C = (out: Buffer, type: number, message: Buffer = out): void => {
+    if (this.ended) return;
     if (type === DATA_ROW && this.limits.max_rows !== undefined && ++this.rowsReturned > this.limits.max_rows.value) {
       // This row is not delivered (nor recorded): every message before it went out whole, so the
       // client is at a message boundary and can read the FATAL.
@@ -617,14 +628,17 @@ export class PgSession {
     const policy = o.policy;
     if (policy) {
       const onBlocked = (r: BlockReport): void => void this.recorder.event({ type: 'policy.blocked', version: 1, ...r });
+      const veto = (a: Parameters<PgMaskStream['writeVeto']>[0]): string | undefined => this.masker?.writeVeto(a);
       this.startLimits(policy.current());
       this.enforcer = new PgEnforcer({
         runtime: policy,
         identity: this.identity!,
         target_id: this.target!.id,
         onBlocked,
+        veto,
         ...(o.approvals ? { requestApproval: this.requestApproval } : {}),
       });
+      if (o.mask) this.startMasking(policy, o.mask);
     }
     const ok = codec.authenticationOk();
     this.recorder.frame('s2c', 'R', ok);
@@ -642,7 +656,7 @@ export class PgSession {
    * (enforce.ts). While a statement waits for approval, later messages queue behind it.
    */
   private readonly forwardC2S = (type: number, message: Buffer): void => {
-    this.recordC2S(type, message);
+    this.recordC2S(type, this.masker ? this.masker.forLog(type, message) : message);
     if (this.heldQueue !== undefined) this.heldQueue.push([type, message]);
     else this.inspectC2S(type, message);
   };
@@ -651,24 +665,24 @@ export class PgSession {
   private inspectC2S(type: number, message: Buffer): boolean {
     const out = this.enforcer ? this.enforcer.fromClient(type, message) : message;
     if (Buffer.isBuffer(out)) {
-      this.write('upstream', out);
+      this.forwardUpstream(type, message, out);
       return true;
     }
     this.heldQueue = [];
     this.pause('client', 'approval');
     out.forward.then(
-      (bytes) => this.guard(() => this.releaseHeld(bytes)),
+      (bytes) => this.guard(() => this.releaseHeld(type, message, bytes)),
       (err: Error) => this.guard(() => this.refuse('GW_ERR_PROTOCOL', `approval wait failed: ${err.message}`, 'protocol_error', 'none')),
     );
     return false;
   }
 
   /** The held message's bytes (original or substitute) go out, then what queued behind it. */
-  private releaseHeld(bytes: Buffer): void {
+  private releaseHeld(type: number, message: Buffer, bytes: Buffer): void {
     if (this.ended) return;
     const queue = this.heldQueue ?? [];
     this.heldQueue = undefined;
-    this.write('upstream', bytes);
+    this.forwardUpstream(type, message, bytes);
     while (queue.length > 0) {
       const [type, message] = queue.shift()!;
       if (!this.inspectC2S(type, message)) {
@@ -677,6 +691,11 @@ export class PgSession {
       }
     }
     this.resume('client', 'approval');
+  }
+
+  /** The masker follows requests at the moment they actually go to the target (mask-stream.ts). */
+  private forwardUpstream(type: number, message: Buffer, out: Buffer): void {
+    this.write('upstream', this.masker ? this.masker.fromClient(type, message, out) : out);
   }
 
   /** enforce.ts asks: record the request, hold, tell the client, wait, record the outcome. */
@@ -770,6 +789,27 @@ export class PgSession {
     const n = codec.noticeResponse(text);
     this.recorder.frame('s2c', 'N', n);
     this.write('client', n);
+  }
+
+  // ---- masking (mask-stream.ts) ----------------------------------------------------------------
+
+  private startMasking(policy: NonNullable<PgProxyOptions['policy']>, mask: NonNullable<PgProxyOptions['mask']>): void {
+    const t = this.target!;
+    const catalog = this.proxy.catalogs.get(t, this.dialTarget(t), this.dbName!);
+    this.masker = new PgMaskStream({
+      policy,
+      mask,
+      identity: this.identity!,
+      target_id: t.id,
+      catalog,
+      deliver: this.deliverS2C,
+      pauseTarget: (on) => (on ? this.pause('upstream', 'catalog') : this.resume('upstream', 'catalog')),
+      onApplied: (r: MaskReport) => this.recorder.event({ type: 'mask.applied', version: 1, ...r }),
+      onFatal: (reason) => this.guard(() => this.refuse('GW_ERR_MASKING', reason, 'protocol_error', 'protocol', 's2c')),
+      onDdl: () => this.proxy.catalogs.invalidate(t.id),
+    });
+    // Load the catalog now, so the first result does not wait (failures are retried on demand).
+    if (this.masker.active && catalog.current() === undefined) catalog.refresh().catch((err: Error) => this.proxy.options.logger.warn({ session_id: this.id, target_id: t.id, err: err.message }, 'masking catalog load failed'));
   }
 
   private relayC2S(chunk: Buffer): void {

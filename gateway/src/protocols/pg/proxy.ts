@@ -14,6 +14,8 @@ import { gatewayError } from '../../errors.ts';
 import { CancelRegistry } from './cancel.ts';
 import { PgSession } from './pg-session.ts';
 import type { PolicyRuntime } from './enforce.ts';
+import type { MaskRuntime } from './mask-stream.ts';
+import { CatalogRegistry } from './catalog.ts';
 
 export interface PgProxyOptions {
   listener: PostgresListenerConfig;
@@ -36,6 +38,8 @@ export interface PgProxyOptions {
   policy?: PolicyRuntime;
   /** Just-in-time approval (holds + the control topic); undefined: require_approval is enforced as a block. */
   approvals?: ApprovalService;
+  /** Inline masking (with a policy): the compiled engine and the catalog settings. */
+  mask?: MaskRuntime;
 }
 
 export interface PgMetrics {
@@ -69,8 +73,16 @@ export class PgProxy {
   };
   private readonly server: net.Server;
   private closing = false;
+  /** Target catalogs for masking, shared by every session (catalog.ts). */
+  readonly catalogs: CatalogRegistry;
 
   constructor(readonly options: PgProxyOptions) {
+    this.catalogs = new CatalogRegistry({
+      env: options.env,
+      connectTimeoutMs: options.listener.upstream_connect_timeout_ms,
+      ttlMs: options.mask?.catalog_ttl_ms ?? 30_000,
+      logger: options.logger,
+    });
     this.server = net.createServer((socket) => this.accept(socket));
     this.server.on('error', (err) => this.options.logger.error({ err: (err as Error).message }, 'pg listener error'));
   }

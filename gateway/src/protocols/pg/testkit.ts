@@ -121,6 +121,8 @@ export async function startHarness(overrides: {
   policy_file?: string;
   /** Just-in-time approval service (approvals/broker.ts). */
   approvals?: ApprovalService;
+  /** gateway.masking */
+  masking?: Record<string, unknown>;
 } = {}): Promise<Harness> {
   const producer = new MemoryProducer();
   const sink = new EventSink(producer, {
@@ -132,7 +134,7 @@ export async function startHarness(overrides: {
   const issuer = overrides.issuer ?? (await createIssuer());
   const { logger, lines } = captureLogger();
   const gw = await startGateway({
-    config: { id: 'gw-test', postgres: { listen_port: 0, auth_timeout_ms: 5000, ...overrides.postgres }, fail_closed: overrides.fail_closed ?? true, ...(overrides.max_log_stall_ms !== undefined ? { max_log_stall_ms: overrides.max_log_stall_ms } : {}), ...(overrides.policy_file !== undefined ? { policy_file: overrides.policy_file } : {}) },
+    config: { id: 'gw-test', postgres: { listen_port: 0, auth_timeout_ms: 5000, ...overrides.postgres }, fail_closed: overrides.fail_closed ?? true, ...(overrides.max_log_stall_ms !== undefined ? { max_log_stall_ms: overrides.max_log_stall_ms } : {}), ...(overrides.policy_file !== undefined ? { policy_file: overrides.policy_file } : {}), ...(overrides.masking !== undefined ? { masking: overrides.masking } : {}) },
     targets: overrides.targets ?? [{ id: 'main', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres' }],
     verifier: issuer.verifier,
     sink,
@@ -399,7 +401,7 @@ export interface PolicyHarness {
   close(): Promise<void>;
 }
 
-export async function startPolicyHarness(policyYaml: string, extra: { approvals?: ApprovalService } = {}): Promise<PolicyHarness> {
+export async function startPolicyHarness(policyYaml: string, extra: { approvals?: ApprovalService; masking?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}): Promise<PolicyHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'vigil-policy-'));
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, policyYaml);
