@@ -152,7 +152,7 @@ describe('sign-in and token exchange', () => {
     assert.equal(body.token_type, 'Bearer');
     const me = await app.inject({ url: '/api/me', headers: { authorization: `Bearer ${body.access_token}` } });
     assert.equal(me.statusCode, 200, me.body);
-    assert.deepEqual({ ...(me.json() as object), exp: 0 }, { sub: 'admin', issuer: ISSUER, roles: ['admin'], groups: [], actor_kind: 'human', exp: 0 });
+    assert.deepEqual({ ...(me.json() as object), exp: 0 }, { sub: 'admin', issuer: ISSUER, roles: ['admin'], groups: ['vigil-admins'], actor_kind: 'human', exp: 0 });
     // A code is good once.
     const again = await exchange(code, verifier);
     assert.equal(again.statusCode, 400);

@@ -6,6 +6,7 @@ import { linkProps, navigate, useRoute } from './router.ts';
 import { SessionsPage } from './views/SessionsPage.tsx';
 import { SessionPage } from './views/SessionPage.tsx';
 import { ActivityPage } from './views/ActivityPage.tsx';
+import { ApprovalsPage } from './views/ApprovalsPage.tsx';
 
 export function App() {
   const route = useRoute();
@@ -42,6 +43,7 @@ export function App() {
   if (!token) return <LoginScreen config={config} error={error} />;
 
   const canRead = me ? me.roles.some((r) => ['analyst', 'auditor', 'admin'].includes(r)) : true;
+  const canSeeApprovals = me ? me.roles.some((r) => ['approver', 'auditor', 'admin'].includes(r)) : false;
   return (
     <div className="shell">
       <header className="top">
@@ -49,6 +51,7 @@ export function App() {
         <nav>
           <a className={route.name === 'sessions' || route.name === 'session' ? 'active' : ''} {...linkProps('/ui/')}>Sessions</a>
           <a className={route.name === 'activity' ? 'active' : ''} {...linkProps('/ui/activity')}>Activity</a>
+          {canSeeApprovals && <a className={route.name === 'approvals' ? 'active' : ''} {...linkProps('/ui/approvals')}>Approvals</a>}
         </nav>
         <span className="who" data-testid="who">
           {me ? `${me.sub} · ${me.roles.join(', ') || 'no role'}` : '…'}
@@ -64,7 +67,9 @@ export function App() {
         </span>
       </header>
       <main>
-        {!canRead ? (
+        {route.name === 'approvals' ? (
+          canSeeApprovals ? <ApprovalsPage me={me} /> : <p className="error">Your roles do not allow viewing approvals.</p>
+        ) : !canRead ? (
           <p className="error">Your roles ({me?.roles.join(', ') || 'none'}) do not allow viewing sessions.</p>
         ) : route.name === 'sessions' ? (
           <SessionsPage search={route.search} />

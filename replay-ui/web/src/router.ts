@@ -5,6 +5,7 @@ export type Route =
   | { name: 'sessions'; search: URLSearchParams }
   | { name: 'session'; id: string }
   | { name: 'activity' }
+  | { name: 'approvals' }
   | { name: 'callback'; search: string }
   | { name: 'not-found' };
 
@@ -12,6 +13,7 @@ export function parseRoute(pathname: string, search: string): Route {
   const path = pathname.replace(/^\/ui\/?/, '').replace(/\/+$/, '');
   if (path === '' || path === 'sessions') return { name: 'sessions', search: new URLSearchParams(search) };
   if (path === 'activity') return { name: 'activity' };
+  if (path === 'approvals') return { name: 'approvals' };
   if (path === 'callback') return { name: 'callback', search };
   const m = /^sessions\/([^/]+)$/.exec(path);
   if (m) return { name: 'session', id: decodeURIComponent(m[1]) };

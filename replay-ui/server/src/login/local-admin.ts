@@ -11,6 +11,8 @@ import { join, resolve } from 'node:path';
 
 export const ADMIN_USER = 'admin';
 export const ADMIN_ROLES: readonly string[] = ['admin'];
+/** Groups of the local admin's token: a policy names `vigil-admins` among `approver_groups` to let the local admin approve (docs/approvals.md). */
+export const ADMIN_GROUPS: readonly string[] = ['vigil-admins'];
 export const ADMIN_FILE = 'ui-admin.scrypt.json';
 
 /** scrypt cost: N=2^15, r=8 (32 MiB, ~50-100 ms): slow enough to make guessing expensive, fast for one login. */

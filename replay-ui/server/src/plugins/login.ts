@@ -15,7 +15,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { DevIssuer } from '@vigil/identity/dev-issuer';
 import { definePlugin } from '../plugin.ts';
-import type { LocalAdmin } from '../login/local-admin.ts';
+import { ADMIN_GROUPS, type LocalAdmin } from '../login/local-admin.ts';
 import { CodeStore } from '../login/codes.ts';
 import { CHALLENGE, verifierMatches } from '../login/pkce.ts';
 import { CARRIED, errorPage, loginPage, type LoginPage } from '../login/page.ts';
@@ -157,7 +157,7 @@ export const loginPlugin = definePlugin<LoginOptions>(
         if (!grant || grant.client_id !== opts.clientId || grant.redirect_uri !== str(p.redirect_uri) || !verifierMatches(verifier, grant.code_challenge)) {
           throw new OAuthError('invalid_grant', 'the code is unknown, expired, already used, or does not match this request');
         }
-        const access_token = await opts.devIssuer.mint({ sub: grant.sub, roles: [...grant.roles], ttl_s: ttl, audience: opts.audience, actor_kind: 'human' });
+        const access_token = await opts.devIssuer.mint({ sub: grant.sub, roles: [...grant.roles], groups: [...ADMIN_GROUPS], ttl_s: ttl, audience: opts.audience, actor_kind: 'human' });
         reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
         return { access_token, token_type: 'Bearer' as const, expires_in: ttl, scope: 'openid' };
       },

@@ -53,6 +53,52 @@ export async function api<T>(path: string, params?: Record<string, string | numb
   return res.json() as Promise<T>;
 }
 
+/** POST a JSON body; same token and error handling as `api`. */
+export async function post<T>(path: string, body: unknown): Promise<T> {
+  const token = currentToken();
+  if (!token) {
+    onUnauthenticated();
+    throw new ApiProblem(401, 'API_ERR_UNAUTHENTICATED', 'not logged in');
+  }
+  const res = await fetch(path, { method: 'POST', headers: { authorization: `Bearer ${token}`, accept: 'application/json', 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (res.status === 401) {
+    logout();
+    onUnauthenticated();
+  }
+  if (!res.ok) {
+    const p = (await res.json().catch(() => ({}))) as { code?: string; detail?: string; title?: string };
+    throw new ApiProblem(res.status, p.code ?? 'API_ERR_INTERNAL', p.detail ?? p.title ?? `HTTP ${res.status}`);
+  }
+  return res.json() as Promise<T>;
+}
+
+/** An approval request as GET /api/approvals returns it (replay-ui/server/src/plugins/approvals.ts). */
+export interface Approval {
+  approval_id: string;
+  state: string;
+  session_id: string;
+  requested_at: string;
+  expires_at: string;
+  sub: string;
+  actor_kind: string;
+  target_id: string;
+  gateway_id: string;
+  rule_id: string;
+  protocol_kind: string;
+  statement: string;
+  features: string[];
+  relations: string[];
+  approver_groups: string[];
+  min_approvers: number;
+  approvals: number;
+  decisions: { sub: string; decision: string; reason: string; override?: string }[];
+}
+
+export const listApprovals = (state = 'pending') => api<{ items: Approval[] }>('/api/approvals', { state });
+
+export const decideApproval = (id: string, body: { decision: 'approve' | 'deny'; reason: string; override?: 'force' | 'break_glass' }) =>
+  post<{ approval_id: string; event_id: string; type: string }>(`/api/approvals/${encodeURIComponent(id)}/decision`, { ...body, via: 'ui' });
+
 export interface SessionFilters {
   sub?: string;
   actor_kind?: 'agent' | 'human' | '';

@@ -1,0 +1,112 @@
+/**
+ * The approvals inbox end to end in Debian Chromium: a real `psql` runs a statement that a
+ * `require_approval` rule holds at the gateway; the signed-in admin (in group vigil-admins, an
+ * approver group of the rule) sees it in the inbox with who, what, target, rule and a countdown,
+ * approves it with a reason, and the waiting psql completes. A second one is denied and psql fails.
+ * Screenshot: docs/screenshots/approvals.png.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import type { Page } from 'playwright-core';
+import { startVigil, type VigilProcess } from '../support/vigil-process.ts';
+import { psql } from '../support/pg-clients.ts';
+import { ensureBuilt } from '@vigil/replay-ui/web/build';
+import { launchChromium, type Browser } from './browser.ts';
+
+const SHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+const TABLE = `vigil_ui_appr_${randomBytes(4).toString('hex')}`;
+
+let vigil: VigilProcess;
+let browser: Browser;
+let page: Page;
+let api: string;
+let direct: pg.Client;
+
+before(async () => {
+  await ensureBuilt();
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-ui-appr-'));
+  const policyFile = join(dir, 'policy.yaml');
+  writeFileSync(
+    policyFile,
+    ['version: 1', 'rules:', '  - id: truncate-needs-approval', '    match: { features: { any: [truncate] } }', '    require_approval: { approver_groups: [vigil-admins, dba], timeout_s: 120 }', ''].join('\n'),
+  );
+  vigil = await startVigil({ config: { gateway: { policy_file: policyFile } } });
+  api = `http://127.0.0.1:${vigil.apiPort}`;
+  const deadline = Date.now() + 60_000;
+  while (!(await fetch(`${api}/api/health`).catch(() => null))?.ok) {
+    if (Date.now() > deadline) throw new Error('API not up');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const m = /User: admin {2}Password: (\S+)/.exec(vigil.output());
+  assert.ok(m, 'admin password printed');
+  direct = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
+  await direct.connect();
+  await direct.query(`CREATE TABLE ${TABLE} (id int); INSERT INTO ${TABLE} VALUES (1), (2), (3)`);
+  browser = await launchChromium();
+  page = await browser.context.newPage();
+  await page.goto(`${api}/`);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(/\/oauth\/authorize\?/);
+  await page.getByLabel('Password').fill(m[1]);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${api}/ui/`);
+  mkdirSync(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  await direct?.query(`DROP TABLE IF EXISTS ${TABLE}`).catch(() => {});
+  await direct?.end();
+  await browser?.close();
+  await vigil?.stop();
+});
+
+const count = async () => Number((await direct.query(`SELECT count(*)::int AS n FROM ${TABLE}`)).rows[0].n);
+
+async function psqlAs(sub: string, sql: string): Promise<{ ok: boolean; out: string }> {
+  const conn = { port: vigil.gatewayPort, user: sub, database: 'local-pg', password: await vigil.token(sub, { groups: ['dev'] }) };
+  try {
+    return { ok: true, out: await psql(conn, ['-c', sql]) };
+  } catch (err) {
+    return { ok: false, out: (err as { stderr?: string }).stderr ?? String(err) };
+  }
+}
+
+test('approve in the inbox while a real psql waits: psql completes', async () => {
+  const waiting = psqlAs('paula', `TRUNCATE ${TABLE}`);
+  await page.getByRole('link', { name: 'Approvals' }).click();
+  await page.waitForURL(`${api}/ui/approvals`);
+  const card = page.locator('[data-testid=approvals] li').filter({ hasText: `TRUNCATE ${TABLE}` });
+  await card.waitFor({ timeout: 30_000 });
+  const text = await card.innerText();
+  assert.match(text, /paula/);
+  assert.match(text, /local-pg/);
+  assert.match(text, /truncate-needs-approval/);
+  assert.match(await card.getByTestId('countdown').innerText(), /^[01]:\d\d left$/);
+  assert.equal(await count(), 3, 'nothing ran yet');
+  await card.getByLabel('Reason').fill('CHG-42 cleanup reviewed');
+  await page.screenshot({ path: join(SHOTS, 'approvals.png'), fullPage: true });
+  await card.getByRole('button', { name: 'Approve', exact: true }).click();
+  const r = await waiting;
+  assert.ok(r.ok, r.out);
+  assert.equal(await count(), 0);
+  await card.waitFor({ state: 'detached', timeout: 15_000 });
+});
+
+test('deny in the inbox: the waiting psql fails with the approver and reason', async () => {
+  await direct.query(`INSERT INTO ${TABLE} VALUES (9)`);
+  const waiting = psqlAs('quinn', `TRUNCATE ${TABLE}`);
+  const card = page.locator('[data-testid=approvals] li').filter({ hasText: 'quinn' });
+  await card.waitFor({ timeout: 30_000 });
+  await card.getByLabel('Reason').fill('not in the change window');
+  await card.getByRole('button', { name: 'Deny' }).click();
+  const r = await waiting;
+  assert.equal(r.ok, false);
+  assert.match(r.out, /denied under policy rule "truncate-needs-approval".*by admin: not in the change window/);
+  assert.equal(await count(), 1);
+});
