@@ -10,6 +10,7 @@ import { QueryEvent } from './events/query.ts';
 import { PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected } from './events/policy.ts';
 import { ApprovalDecided, ApprovalOverride, ApprovalRequested, ApprovalResolved } from './events/approval.ts';
 import { MaskApplied } from './events/mask.ts';
+import { RecordingViewed } from './events/audit.ts';
 
 export * from './envelope.ts';
 export * from './events/frame.ts';
@@ -18,13 +19,14 @@ export * from './events/query.ts';
 export * from './events/policy.ts';
 export * from './events/approval.ts';
 export * from './events/mask.ts';
+export * from './events/audit.ts';
 export { canonicalJson } from './canonical.ts';
 export { seal, decode, verifyRecord, verifyChain, CodecError, type Sealed, type ChainReport, type UnsealedEvent } from './codec.ts';
 export { SessionChain, nowUs, type ChainInput, type ChainedRecord } from './chain.ts';
 export { ChainVerifier, type SessionVerdict } from './verify.ts';
 
 /** Events the gateway emits into a session's hash chain. */
-export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused, PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected, ApprovalRequested, ApprovalResolved, MaskApplied]);
+export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused, PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected, ApprovalRequested, ApprovalResolved, MaskApplied, RecordingViewed]);
 export type ChainedEvent = Static<typeof ChainedEvent>;
 
 /** Every versioned schema, keyed `type@version` (used by docs, fixtures and validators). */
@@ -44,6 +46,7 @@ export const schemas = {
   'approval.decided@1': ApprovalDecided,
   'approval.override@1': ApprovalOverride,
   'mask.applied@1': MaskApplied,
+  'recording.viewed@1': RecordingViewed,
 } as const;
 export type SchemaKey = keyof typeof schemas;
 

@@ -17,6 +17,7 @@ import { startGateway, ApprovalBroker } from '@vigil/gateway';
 import { startIngest } from '@vigil/ingest';
 import { buildApi } from '@vigil/replay-ui/app';
 import { ApprovalBook } from '@vigil/replay-ui/approvals-book';
+import { createAccessAudit } from '@vigil/replay-ui/access-audit';
 import { openLocalAdmin, type LocalAdmin } from '@vigil/replay-ui/login/local-admin';
 import { ensureBuilt } from '@vigil/replay-ui/web/build';
 import { Worker, MessageChannel } from 'node:worker_threads';
@@ -115,6 +116,13 @@ export async function startComponents(config: VigilConfig, which: Components): P
     if (which.api) {
       const book = await ApprovalBook.open(log);
       stops.push(() => book.close());
+      // Access audit: recording.viewed in the API's own chain, on the log the gateway writes to.
+      const auditProducer = log.producer();
+      const audit = createAccessAudit(auditProducer, { version: VERSION });
+      stops.push(async () => {
+        await audit.close();
+        await auditProducer.close();
+      });
       const ui = config.api.ui.enabled ? await prepareUi(config, devIssuer, logger.child({ component: 'ui' })) : {};
       const app = await buildApi({
         config: config.api,
@@ -124,6 +132,7 @@ export async function startComponents(config: VigilConfig, which: Components): P
         logger: logger.child({ component: 'api' }),
         registry,
         approvals: book,
+        audit,
         ...ui,
         uiIssuer: config.identity.issuer,
         audience: config.identity.audience,

@@ -17,6 +17,7 @@ import { sessionsPlugin } from './plugins/sessions.ts';
 import { devIssuerPlugin } from './plugins/dev-issuer.ts';
 import { approvalsPlugin } from './plugins/approvals.ts';
 import type { ApprovalBook } from './approvals-book.ts';
+import type { AccessAudit } from './access-audit.ts';
 import { mePlugin } from './plugins/me.ts';
 import { activityPlugin } from './plugins/activity.ts';
 import { uiPlugin } from './plugins/ui.ts';
@@ -48,6 +49,8 @@ export interface BuildApiOptions {
   metrics?: Registry;
   /** Approval requests and decisions (the control topic); without it the approvals routes answer 503. */
   approvals?: ApprovalBook;
+  /** Access audit (recording.viewed); without it recordings are served unaudited (tests of other concerns only: the CLI always passes one). */
+  audit?: AccessAudit;
   /** The built web UI (replay-ui/web/dist) to serve at /ui/; no UI routes without it. */
   uiDir?: string;
   /** The issuer the UI logs in at (identity.issuer); required with uiDir. */
@@ -82,7 +85,7 @@ export async function buildApi(options: BuildApiOptions): Promise<FastifyInstanc
   await app.register(authPlugin, { verifier: options.verifier });
   await app.register(metricsPlugin, { registry: options.registry ?? options.metrics });
   await app.register(healthPlugin, { store: options.store });
-  await app.register(sessionsPlugin, { store: options.store, config });
+  await app.register(sessionsPlugin, { store: options.store, config, audit: options.audit });
   await app.register(approvalsPlugin, { book: options.approvals });
   await app.register(activityPlugin, { store: options.store, config });
   await app.register(mePlugin);

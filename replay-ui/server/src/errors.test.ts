@@ -18,7 +18,7 @@ test('API error codes: prefixed, unique, documented in docs/errors.md with their
     assert.ok(row.includes(`| ${info.status} |`) && row.includes(`| ${info.retriable ? 'yes' : 'no'} |`), `${code} row disagrees with the table`);
   }
   // Only transient conditions are retriable.
-  assert.deepEqual(codes.filter((c) => API_ERRORS[c as keyof typeof API_ERRORS].retriable).sort(), ['API_ERR_APPROVALS_UNAVAILABLE', 'API_ERR_IDENTITY_UNAVAILABLE', 'API_ERR_STORE_UNAVAILABLE']);
+  assert.deepEqual(codes.filter((c) => API_ERRORS[c as keyof typeof API_ERRORS].retriable).sort(), ['API_ERR_APPROVALS_UNAVAILABLE', 'API_ERR_AUDIT_UNAVAILABLE', 'API_ERR_IDENTITY_UNAVAILABLE', 'API_ERR_STORE_UNAVAILABLE']);
 });
 
 test('problem body', () => {

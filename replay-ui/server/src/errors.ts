@@ -22,6 +22,7 @@ export const API_ERRORS = {
   API_ERR_NOT_FOUND: { status: 404, title: 'Not found', retriable: false, description: 'No such route, or no such session.' },
   API_ERR_CONFLICT: { status: 409, title: 'Conflict', retriable: false, description: 'The request conflicts with the current state: an approval already decided or expired, or a second vote by the same approver; `detail` names the GW_ERR_APPROVAL_* reason.' },
   API_ERR_APPROVALS_UNAVAILABLE: { status: 503, title: 'Approvals unavailable', retriable: true, description: 'This API process has no event log configured, or the decision could not be written to it.' },
+  API_ERR_AUDIT_UNAVAILABLE: { status: 503, title: 'Access audit unavailable', retriable: true, description: 'The event log cannot take the `recording.viewed` event, so the recording is not served (fail closed).' },
   API_ERR_STORE_UNAVAILABLE: { status: 503, title: 'Store unavailable', retriable: true, description: 'The analytics store (ClickHouse / chDB) could not be reached or timed out.' },
   API_ERR_INTERNAL: { status: 500, title: 'Internal error', retriable: false, description: 'An unexpected server error (a bug); details are in the server log, not in the response.' },
 } as const satisfies Record<string, ApiErrorInfo>;

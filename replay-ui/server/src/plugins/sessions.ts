@@ -15,6 +15,7 @@ import {
 import { getSession, listQueries, listSessions, parseTimeParam } from '../sessions-store.ts';
 import { storeFailure } from './problems.ts';
 import type { Role } from './auth.ts';
+import type { AccessAudit } from '../access-audit.ts';
 
 const READ_ROLES: readonly Role[] = ['analyst', 'auditor', 'admin'];
 
@@ -26,8 +27,8 @@ async function fromStore<T>(p: Promise<T>): Promise<T> {
   }
 }
 
-export const sessionsPlugin = definePlugin<{ store: ClickHouseClient; config: ApiConfig }>(
-  async (app, { store, config }) => {
+export const sessionsPlugin = definePlugin<{ store: ClickHouseClient; config: ApiConfig; audit?: AccessAudit | undefined }>(
+  async (app, { store, config, audit }) => {
     const limitOf = (limit: number | undefined, name: string) => {
       if (limit !== undefined && limit > config.page_size_max) {
         throw apiError('API_ERR_BAD_REQUEST', `${name} must be at most ${config.page_size_max}`);
@@ -67,9 +68,12 @@ export const sessionsPlugin = definePlugin<{ store: ClickHouseClient; config: Ap
       async (request) => {
         const { id } = request.params;
         const limit = limitOf(request.query.queries_limit, 'queries_limit') ?? config.page_size_max;
+        audit?.assertAvailable();
         const session = await fromStore(getSession(store, id));
         if (!session) throw apiError('API_ERR_NOT_FOUND', 'no such session');
         const { queries, next } = await fromStore(listQueries(store, id, { after: request.query.queries_after, limit }));
+        // Every page served is a view (issue 6, access audit): recorded before the response leaves.
+        audit?.recordView({ identity: request.identity!, viewed_session_id: id, view: 'replay', route: 'GET /api/sessions/:id', client_addr: `${request.ip}:${request.socket.remotePort ?? 0}` });
         return { session, queries, queries_next: next };
       },
     );
