@@ -8,19 +8,21 @@ import { FrameEvent } from './events/frame.ts';
 import { AuthFailed, ProtocolRefused, SessionEnded, SessionStarted } from './events/session.ts';
 import { QueryEvent } from './events/query.ts';
 import { PolicyBlocked } from './events/policy.ts';
+import { SshChannel, SshFile, SshRequest } from './events/ssh.ts';
 
 export * from './envelope.ts';
 export * from './events/frame.ts';
 export * from './events/session.ts';
 export * from './events/query.ts';
 export * from './events/policy.ts';
+export * from './events/ssh.ts';
 export { canonicalJson } from './canonical.ts';
 export { seal, decode, verifyRecord, verifyChain, CodecError, type Sealed, type ChainReport, type UnsealedEvent } from './codec.ts';
 export { SessionChain, nowUs, type ChainInput, type ChainedRecord } from './chain.ts';
 export { ChainVerifier, type SessionVerdict } from './verify.ts';
 
 /** Events the gateway emits into a session's hash chain. */
-export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused, PolicyBlocked]);
+export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused, PolicyBlocked, SshChannel, SshRequest, SshFile]);
 export type ChainedEvent = Static<typeof ChainedEvent>;
 
 /** Every versioned schema, keyed `type@version` (used by docs, fixtures and validators). */
@@ -32,6 +34,9 @@ export const schemas = {
   'protocol.refused@1': ProtocolRefused,
   'query@1': QueryEvent,
   'policy.blocked@1': PolicyBlocked,
+  'ssh.channel@1': SshChannel,
+  'ssh.request@1': SshRequest,
+  'ssh.file@1': SshFile,
 } as const;
 export type SchemaKey = keyof typeof schemas;
 
