@@ -325,7 +325,7 @@ export class SessionChannel {
         client.end();
       });
     } else if (!client && by !== 'client') {
-      this.raw.end();
+      this.session.closeUnstarted(this.raw);
     }
     if (this.upstream && by !== 'target') this.upstream.close();
     this.session.event({ type: 'ssh.channel', version: 1, channel: this.n, action: 'closed', kind: 'session' });

@@ -66,7 +66,8 @@ export function judgeCommand(policy: CompiledPolicy, identity: Identity, target_
   const decision = evaluate(policy, { identity, target_id, now, command: ctx });
   let message = '';
   if (decision.action === 'block') {
-    message = (decision.block?.message ?? 'blocked by policy').replace(/^statement blocked/, 'command blocked');
+    const m = decision.block?.message ?? 'blocked by policy';
+    message = m.startsWith('statement blocked') ? m.replace(/^statement blocked/, 'command blocked') : `command blocked: ${m}`;
   } else if (decision.action === 'require_approval') {
     message = `command requires approval by policy rule "${decision.rule_id}"; approvals are not yet available for SSH, so it is refused`;
   }

@@ -26,7 +26,10 @@ export async function loadOrCreateHostKey(file: string): Promise<{ key: Buffer; 
   }
   let created = false;
   if (text === undefined) {
-    const pair = utils.generateKeyPairSync('ed25519', { comment: 'vigil-gateway' });
+    // ssh2 1.17's generator now and then emits an OpenSSH key its own parser rejects ("Malformed
+    // OpenSSH private key", ~1 in 100 here): keep only a key that parses back.
+    let pair = utils.generateKeyPairSync('ed25519', { comment: 'vigil-gateway' });
+    for (let i = 0; i < 50 && utils.parseKey(pair.private) instanceof Error; i++) pair = utils.generateKeyPairSync('ed25519', { comment: 'vigil-gateway' });
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.tmp-${process.pid}`;
     await writeFile(tmp, pair.private, { mode: 0o600, flag: 'wx' });

@@ -340,6 +340,19 @@ export class SshSession {
     });
   }
 
+  /** CHANNEL_CLOSE for a session channel that never ran anything (ssh2's Session has no close()). */
+  closeUnstarted(raw: import('ssh2').Session): void {
+    const c = this.client as unknown as { _protocol?: { channelClose(id: number): void } };
+    const info = (raw as unknown as { _chanInfo?: { outgoing: { id: number; state: string } } })._chanInfo;
+    if (!c._protocol || !info || info.outgoing.state !== 'open') return;
+    info.outgoing.state = 'closing';
+    try {
+      c._protocol.channelClose(info.outgoing.id);
+    } catch {
+      /* connection already gone */
+    }
+  }
+
   channelClosed(ch: SessionChannel): void {
     this.channels.delete(ch);
   }
