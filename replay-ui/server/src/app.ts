@@ -15,6 +15,7 @@ import { metricsPlugin } from './plugins/metrics.ts';
 import { healthPlugin } from './plugins/health.ts';
 import { sessionsPlugin } from './plugins/sessions.ts';
 import { devIssuerPlugin } from './plugins/dev-issuer.ts';
+import { asciicastPlugin } from './plugins/asciicast.ts';
 
 export interface ApiRoute {
   method: string;
@@ -66,6 +67,7 @@ export async function buildApi(options: BuildApiOptions): Promise<FastifyInstanc
   await app.register(metricsPlugin, { registry: options.registry ?? options.metrics });
   await app.register(healthPlugin, { store: options.store });
   await app.register(sessionsPlugin, { store: options.store, config });
+  await app.register(asciicastPlugin, { store: options.store });
   if (options.devIssuer) await app.register(devIssuerPlugin, { devIssuer: options.devIssuer });
   return app;
 }

@@ -1,0 +1,148 @@
+/**
+ * `GET /api/sessions/:id/asciicast?version=2|3[&channel=N]`: a terminal recording in asciicast
+ * format (https://docs.asciinema.org/manual/asciicast/v2/ and …/v3/), streamed row by row from the
+ * `terminal` table, so a recording of any size is never held in memory (bench:ssh-export).
+ *
+ * - v2: header {version, width, height, timestamp}; events [seconds since start, code, data].
+ * - v3: header {version, term: {cols, rows}, timestamp}; events [seconds since the previous event,
+ *   code, data]; exit events `x` carry the status.
+ * `o`/`i` rows hold raw bytes (base64); they are decoded with one streaming UTF-8 decoder per
+ * direction, so a character split across two frames is emitted whole. `r` is "COLSxROWS", `m` a
+ * marker label (commands, blocks). The first resize (the PTY request) becomes the header size.
+ * Channel: the given one, else the lowest channel that had a PTY, else the lowest with rows.
+ */
+import { Readable } from 'node:stream';
+import { Type } from '@sinclair/typebox';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { definePlugin } from '../plugin.ts';
+import { apiError } from '../errors.ts';
+import { SessionParamsSchema, withProblems } from '../schemas.ts';
+import { storeFailure } from './problems.ts';
+import type { Role } from './auth.ts';
+
+const READ_ROLES: readonly Role[] = ['analyst', 'auditor', 'admin'];
+
+export const AsciicastQuerySchema = Type.Object(
+  {
+    version: Type.Union([Type.Literal(2), Type.Literal(3)], { default: 2 }),
+    channel: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff })),
+  },
+  { additionalProperties: false },
+);
+
+interface Row {
+  seq_text: string;
+  code: 'o' | 'i' | 'r' | 'm' | 'x';
+  t: string;
+  data: string;
+}
+
+async function pickChannel(store: ClickHouseClient, id: string): Promise<number | undefined> {
+  const r = await store.query({
+    query: `SELECT channel FROM terminal WHERE session_id = {id:String} GROUP BY channel
+            ORDER BY countIf(code = 'r') > 0 DESC, channel LIMIT 1`,
+    query_params: { id },
+    format: 'JSONEachRow',
+  });
+  const rows = await r.json<{ channel: number }>();
+  return rows[0]?.channel;
+}
+
+/** The header's size and start: the first resize of the channel, the session start. */
+async function headerInfo(store: ClickHouseClient, id: string, channel: number): Promise<{ cols: number; rows: number; start_us: number; resize_seq?: string }> {
+  const r = await store.query({
+    query: `SELECT
+              (SELECT toUnixTimestamp64Micro(min(time)) FROM terminal WHERE session_id = {id:String} AND channel = {ch:UInt32}) AS first_us,
+              (SELECT toUnixTimestamp64Micro(min(started_at)) FROM sessions WHERE session_id = {id:String}) AS started_us,
+              (SELECT argMin(data, seq) FROM terminal WHERE session_id = {id:String} AND channel = {ch:UInt32} AND code = 'r') AS size,
+              (SELECT minOrNull(seq) FROM terminal WHERE session_id = {id:String} AND channel = {ch:UInt32} AND code = 'r') AS resize_seq,
+              (SELECT minOrNull(seq) FROM terminal WHERE session_id = {id:String} AND channel = {ch:UInt32} AND code IN ('o', 'i')) AS first_io_seq`,
+    query_params: { id, ch: channel },
+    format: 'JSONEachRow',
+  });
+  const [row] = await r.json<{ first_us: string; started_us: string; size: string; resize_seq: string | number | null; first_io_seq: string | number | null }>();
+  const m = /^(\d+)x(\d+)$/.exec(row?.size ?? '');
+  const started = Number(row?.started_us ?? 0);
+  const first = Number(row?.first_us ?? 0);
+  const start_us = started > 0 && started <= first ? started : first;
+  // The PTY's size is the header's; a resize after output has started stays an event.
+  const resizeSeq = row?.resize_seq ?? null;
+  const firstIo = row?.first_io_seq ?? null;
+  const leading = m !== null && resizeSeq !== null && (firstIo === null || BigInt(resizeSeq) < BigInt(firstIo));
+  return { cols: m ? Number(m[1]) : 80, rows: m ? Number(m[2]) : 24, start_us, ...(leading ? { resize_seq: String(resizeSeq) } : {}) };
+}
+
+/** Lines of the recording, built as the rows stream in. */
+export async function* asciicastLines(
+  rows: AsyncIterable<Row>,
+  version: 2 | 3,
+  header: { cols: number; rows: number; start_us: number; resize_seq?: string },
+): AsyncGenerator<string> {
+  const timestamp = Math.floor(header.start_us / 1e6);
+  yield version === 2
+    ? JSON.stringify({ version: 2, width: header.cols, height: header.rows, timestamp }) + '\n'
+    : JSON.stringify({ version: 3, term: { cols: header.cols, rows: header.rows }, timestamp }) + '\n';
+  const decoders = { o: new TextDecoder('utf-8'), i: new TextDecoder('utf-8') };
+  let prevUs = header.start_us;
+  const seconds = (us: number): number => Math.max(0, Math.round(us) / 1e6);
+  for await (const r of rows) {
+    if (r.code === 'r' && header.resize_seq !== undefined && r.seq_text === header.resize_seq) continue;
+    if (r.code === 'x' && version === 2) continue; // v2 has no exit event
+    const t = Number(r.t);
+    let data = r.data;
+    if (r.code === 'o' || r.code === 'i') {
+      data = decoders[r.code].decode(Buffer.from(r.data, 'base64'), { stream: true });
+      if (data === '') continue;
+    }
+    const time = version === 2 ? seconds(t - header.start_us) : seconds(t - prevUs);
+    prevUs = Math.max(prevUs, t);
+    yield JSON.stringify([time, r.code, data]) + '\n';
+  }
+}
+
+export const asciicastPlugin = definePlugin<{ store: ClickHouseClient }>(
+  async (app, { store }) => {
+    app.get<{ Params: { id: string }; Querystring: { version: 2 | 3; channel?: number } }>(
+      '/api/sessions/:id/asciicast',
+      {
+        config: { roles: READ_ROLES },
+        // 200 is a stream (application/x-asciicast, newline-delimited JSON): no JSON schema applies.
+        schema: { params: SessionParamsSchema, querystring: AsciicastQuerySchema, response: withProblems({}) },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        const { version } = request.query;
+        let channel: number | undefined;
+        let header: Awaited<ReturnType<typeof headerInfo>>;
+        try {
+          channel = request.query.channel ?? (await pickChannel(store, id));
+          if (channel === undefined) throw apiError('API_ERR_NOT_FOUND', 'no terminal recording for this session');
+          header = await headerInfo(store, id, channel);
+          if (header.start_us === 0) throw apiError('API_ERR_NOT_FOUND', 'no terminal recording on this channel');
+        } catch (err) {
+          if ((err as { code?: string }).code?.startsWith('API_ERR_')) throw err;
+          throw storeFailure(err);
+        }
+        const result = await store
+          .query({
+            // Aliases must not shadow `seq`: ORDER BY would then sort the text ('10' < '9').
+            query: `SELECT toString(seq) AS seq_text, code, toString(toUnixTimestamp64Micro(time)) AS t, data
+                    FROM terminal FINAL WHERE session_id = {id:String} AND channel = {ch:UInt32}
+                    ORDER BY terminal.seq, code`,
+            query_params: { id, ch: channel },
+            format: 'JSONEachRow',
+          })
+          .catch((err: unknown) => {
+            throw storeFailure(err);
+          });
+        async function* rows(): AsyncGenerator<Row> {
+          for await (const batch of result.stream<Row>()) for (const r of batch) yield r.json();
+        }
+        reply.header('content-type', version === 3 ? 'application/x-asciicast; version=3' : 'application/x-asciicast');
+        reply.header('content-disposition', `attachment; filename="${id.replace(/[^A-Za-z0-9._-]/g, '_')}.cast"`);
+        return reply.send(Readable.from(asciicastLines(rows(), version, header)));
+      },
+    );
+  },
+  { name: 'vigil-asciicast', dependencies: ['vigil-problems', 'vigil-auth'] },
+);
