@@ -21,6 +21,8 @@ import { storeFailure } from './problems.ts';
 import type { Role } from './auth.ts';
 
 const READ_ROLES: readonly Role[] = ['analyst', 'auditor', 'admin'];
+/** Rows per store query while streaming. */
+const PAGE_ROWS = 500;
 
 export const AsciicastQuerySchema = Type.Object(
   {
@@ -123,20 +125,40 @@ export const asciicastPlugin = definePlugin<{ store: ClickHouseClient }>(
           if ((err as { code?: string }).code?.startsWith('API_ERR_')) throw err;
           throw storeFailure(err);
         }
-        const result = await store
-          .query({
-            // Aliases must not shadow `seq`: ORDER BY would then sort the text ('10' < '9').
-            query: `SELECT toString(seq) AS seq_text, code, toString(toUnixTimestamp64Micro(time)) AS t, data
-                    FROM terminal FINAL WHERE session_id = {id:String} AND channel = {ch:UInt32}
-                    ORDER BY terminal.seq, code`,
-            query_params: { id, ch: channel },
-            format: 'JSONEachRow',
-          })
-          .catch((err: unknown) => {
-            throw storeFailure(err);
-          });
+        // Keyset pages (seq > last) rather than one result stream: the embedded engine (chDB)
+        // materialises a whole result before handing it over, so one query for a 100 MB recording
+        // would hold it all; a page of PAGE_ROWS frames (≤ 32 KiB each from OpenSSH) stays small.
         async function* rows(): AsyncGenerator<Row> {
-          for await (const batch of result.stream<Row>()) for (const r of batch) yield r.json();
+          let after = -1n;
+          for (;;) {
+            let page: Row[];
+            try {
+              const result = await store.query({
+                // Aliases must not shadow `seq`: ORDER BY would then sort the text ('10' < '9').
+                query: `SELECT toString(seq) AS seq_text, code, toString(toUnixTimestamp64Micro(time)) AS t, data
+                        FROM terminal FINAL
+                        WHERE session_id = {id:String} AND channel = {ch:UInt32} AND seq > {after:Int64}
+                        ORDER BY terminal.seq, code LIMIT {limit:UInt32}`,
+                query_params: { id, ch: channel, after: after.toString(), limit: PAGE_ROWS },
+                format: 'JSONEachRow',
+                // Read in small blocks: a granule of 8192 rows of 4 KiB frames would be ~45 MB at once.
+                clickhouse_settings: { max_block_size: '256', preferred_block_size_bytes: '1048576' },
+              });
+              page = await result.json<Row>();
+            } catch (err) {
+              // Headers are gone already: end the stream early (the client sees a short file) and log.
+              request.log.error({ err: (err as Error).message, session_id: id }, 'asciicast export: store failed mid-stream');
+              return;
+            }
+            if (page.length === 0) return;
+            // A page may end between two rows of one seq (o/m share a seq); re-read from that seq.
+            const lastSeq = BigInt(page[page.length - 1]!.seq_text);
+            const complete = page.length < PAGE_ROWS ? page : page.filter((r) => BigInt(r.seq_text) < lastSeq);
+            const rowsOut = complete.length > 0 ? complete : page;
+            yield* rowsOut;
+            if (page.length < PAGE_ROWS) return;
+            after = complete.length > 0 ? lastSeq - 1n : lastSeq;
+          }
         }
         reply.header('content-type', version === 3 ? 'application/x-asciicast; version=3' : 'application/x-asciicast');
         reply.header('content-disposition', `attachment; filename="${id.replace(/[^A-Za-z0-9._-]/g, '_')}.cast"`);
