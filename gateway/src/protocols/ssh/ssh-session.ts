@@ -386,11 +386,14 @@ export class SshSession {
   }
 
   setSinkPressure(on: boolean): void {
-    // Stop reading the client's socket while the event log is behind (audit data is never dropped).
-    const sock = (this.client as unknown as { _sock?: import('node:net').Socket })._sock;
-    if (!sock) return;
-    if (on) sock.pause();
-    else sock.resume();
+    // Stop reading both sockets while the event log is behind (audit data is never dropped): SSH
+    // flow control then holds both peers back through their channel windows.
+    for (const peer of [this.client, this.upstream]) {
+      const sock = (peer as unknown as { _sock?: import('node:net').Socket } | undefined)?._sock;
+      if (!sock) continue;
+      if (on) sock.pause();
+      else sock.resume();
+    }
   }
 
   end(reason: EndReason, detail: string): void {
