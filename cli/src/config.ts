@@ -189,6 +189,8 @@ export function parseConfig(raw: unknown, source = '<inline>', env: NodeJS.Proce
       problems.push(`gateway.postgres.max_frame_bytes (${explicitFrame}) exceeds what one event-log record holds (${recordLimit}); raise the log's record limit (log.local.max_record_bytes / log.kafka.max_batch_bytes and the broker's message.max.bytes) or lower it`);
     }
   }
+  // The SSH host key is kept with the rest of the embedded state unless the config names a file.
+  if (gwInput.ssh && typeof gwInput.ssh === 'object' && gwInput.ssh.host_key_file === undefined) gwInput.ssh = { ...gwInput.ssh, host_key_file: join(dataDir, 'ssh', 'host_key') };
   const gateway = section('gateway', () => parseGatewayConfig({ gateway: gwInput, targets: doc.targets }));
 
   let store: StoreConfig | undefined;

@@ -11,6 +11,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { gatewayError } from './errors.ts';
 import { SecretRef } from './secrets.ts';
+import { SshListenerSchema, SshTargetSchema, type SshListenerConfig, type SshTargetConfig } from './protocols/ssh/config.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -77,6 +78,8 @@ export const GatewaySectionSchema = Type.Object(
     /** Stable id of this gateway instance in every event; default: the host name. */
     id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     postgres: Type.Object({}, { additionalProperties: true }),
+    /** SSH listener (protocols/ssh/config.ts); absent: no SSH listener. */
+    ssh: Type.Optional(Type.Object({}, { additionalProperties: true })),
     /** Refuse new sessions (57P03) while the event log cannot make events durable. */
     fail_closed: Type.Boolean({ default: true }),
     /**
@@ -143,10 +146,14 @@ export interface GatewaySection {
   readonly max_log_stall_ms: number;
   readonly policy_file?: string;
   readonly masking: Readonly<Static<typeof MaskingSchema>>;
+  readonly ssh?: SshListenerConfig;
 }
 export interface GatewayConfig {
   readonly gateway: GatewaySection;
+  /** PostgreSQL targets. */
   readonly targets: readonly TargetConfig[];
+  /** `protocol: ssh` entries of the same `targets` list (ids are unique across both). */
+  readonly ssh_targets: readonly SshTargetConfig[];
 }
 
 function errorsOf(schema: Parameters<typeof Value.Errors>[0], value: unknown, prefix: string): string[] {
@@ -191,12 +198,31 @@ export function parseGatewayConfig(input: unknown, env: NodeJS.ProcessEnv = proc
     }
   }
 
+  let ssh: Static<typeof SshListenerSchema> | undefined;
+  if (gw && typeof gw === 'object' && gw.ssh !== undefined) {
+    ssh = Value.Default(SshListenerSchema, { ...(gw.ssh as object) }) as Static<typeof SshListenerSchema>;
+    errors.push(...errorsOf(SshListenerSchema, ssh, '/gateway/ssh'));
+  }
+
   const targetsIn = raw.targets ?? [];
   const targets: Static<typeof TargetSchema>[] = [];
+  const sshTargets: Static<typeof SshTargetSchema>[] = [];
   if (!Array.isArray(targetsIn)) errors.push('/targets: must be an array');
   else {
     const seen = new Set<string>();
     targetsIn.forEach((t, i) => {
+      if (t && typeof t === 'object' && (t as { protocol?: unknown }).protocol === 'ssh') {
+        const sshTarget = Value.Default(SshTargetSchema, Value.Clone(t)) as Static<typeof SshTargetSchema>;
+        const errs = errorsOf(SshTargetSchema, sshTarget, `/targets/${i}`);
+        if (errs.length === 0 && !sshTarget.private_key && !sshTarget.password) errs.push(`/targets/${i}: an ssh target needs private_key or password`);
+        errors.push(...errs);
+        if (errs.length === 0) {
+          if (seen.has(sshTarget.id)) errors.push(`/targets/${i}/id: duplicate target id "${sshTarget.id}"`);
+          seen.add(sshTarget.id);
+          sshTargets.push(sshTarget);
+        }
+        return;
+      }
       const withDefaults = Value.Default(TargetSchema, Value.Clone(t)) as Static<typeof TargetSchema>;
       if (withDefaults && typeof withDefaults === 'object' && withDefaults.tls) Value.Default(TargetTlsSchema, withDefaults.tls);
       const errs = errorsOf(TargetSchema, withDefaults, `/targets/${i}`);
@@ -219,7 +245,9 @@ export function parseGatewayConfig(input: unknown, env: NodeJS.ProcessEnv = proc
       max_log_stall_ms: gw.max_log_stall_ms as number,
       ...(gw.policy_file !== undefined ? { policy_file: gw.policy_file as string } : {}),
       masking: Value.Default(MaskingSchema, Value.Clone(gw.masking ?? {})) as Static<typeof MaskingSchema>,
+      ...(ssh !== undefined ? { ssh } : {}),
     },
     targets,
+    ssh_targets: sshTargets,
   });
 }

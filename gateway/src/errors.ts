@@ -45,6 +45,16 @@ export const GATEWAY_ERRORS = {
   GW_ERR_SHUTDOWN: { retriable: true, sqlstate: '57P01', description: 'The gateway is shutting down; the session was ended.' },
   GW_ERR_MASKING: { retriable: false, sqlstate: '08P01', description: 'Masking could not pair a target message with the request it answers (protocol desync) or failed internally; the session was ended rather than deliver unmasked data.' },
   GW_ERR_CANCEL_UNKNOWN_KEY: { retriable: false, description: 'A CancelRequest carried a key the gateway did not issue (or of an ended session); it was dropped.' },
+  // SSH (protocols/ssh/, docs/ssh.md). Token, target, upstream and audit codes above apply to SSH too.
+  GW_ERR_SSH_HOST_KEY: { retriable: false, description: "The gateway's SSH host key file could not be read, created or parsed." },
+  GW_ERR_SSH_LOGIN_NAME: { retriable: false, description: 'The SSH user name is not `<sub>@<target>`; the connection is disconnected (ILLEGAL_USER_NAME).' },
+  GW_ERR_SSH_AUTH_METHOD: { retriable: false, description: 'The client offered no token (SSH password or keyboard-interactive answer) before giving up or max_auth_attempts was reached.' },
+  GW_ERR_SSH_HOST_KEY_MISMATCH: { retriable: false, description: 'The target presented a host key that is not pinned in its `host_keys`; the gateway refused to log in to it.' },
+  GW_ERR_SSH_CHANNEL_LIMIT: { retriable: true, description: 'The connection already holds max_channels_per_session channels; the new channel was refused (RESOURCE_SHORTAGE).' },
+  GW_ERR_SSH_FORWARDING_REFUSED: { retriable: false, description: 'TCP, stream-local, agent or X11 forwarding was asked for and no policy rule allows it; refused (ADMINISTRATIVELY_PROHIBITED).' },
+  GW_ERR_SSH_SUBSYSTEM_REFUSED: { retriable: false, description: 'A subsystem (SFTP, …) or SCP transfer was refused by policy, or the subsystem is not supported.' },
+  GW_ERR_SSH_REQUEST_INVALID: { retriable: false, description: 'A channel request out of order (a second shell/exec, a PTY after the shell started, a malformed size); refused, the session goes on.' },
+  GW_ERR_SSH_CHANNEL_FAILED: { retriable: true, description: 'The target refused to open the channel or to run the request.' },
 } as const satisfies Record<string, GatewayErrorInfo>;
 
 export type GatewayErrorCode = keyof typeof GATEWAY_ERRORS;

@@ -20,6 +20,9 @@ import { watchPolicy, type CompiledPolicy, type PolicyHandle } from './policy/in
 import { initSqlParser, createSqlAnalyser } from './sql/analyse.ts';
 import { createMaskEngine } from './mask/engine.ts';
 import type { MaskRuntime } from './protocols/pg/mask-stream.ts';
+import { SshProxy, type SshMetrics, type SshTarget } from './protocols/ssh/proxy.ts';
+import { loadOrCreateHostKey, parsePinnedKeys } from './protocols/ssh/host-keys.ts';
+import type { SshTargetConfig } from './protocols/ssh/config.ts';
 
 export { parseGatewayConfig, type GatewayConfig, type GatewaySection, type TargetConfig } from './config.ts';
 export { GATEWAY_ERRORS, GatewayError, type GatewayErrorCode } from './errors.ts';
@@ -34,6 +37,8 @@ export interface StartGatewayOptions {
   /** The `gateway` section (parsed, or raw: it is validated either way). */
   config: GatewaySection | Record<string, unknown>;
   targets: readonly TargetConfig[] | readonly Record<string, unknown>[];
+  /** `protocol: ssh` targets (parseGatewayConfig's ssh_targets); they may also be given in `targets`. */
+  ssh_targets?: readonly SshTargetConfig[] | readonly Record<string, unknown>[];
   verifier: TokenVerifier;
   sink: EventSink;
   logger?: Logger;
@@ -45,9 +50,11 @@ export interface StartGatewayOptions {
 
 export interface Gateway {
   postgres: { host: string; port: number };
+  /** Present when `gateway.ssh` is configured. */
+  ssh?: { host: string; port: number; fingerprint: string };
   close(): Promise<void>;
   activeSessions(): number;
-  metrics: { postgres: PgMetrics };
+  metrics: { postgres: PgMetrics; ssh?: SshMetrics };
 }
 
 async function readPem(path: string, what: string): Promise<Buffer> {
@@ -62,7 +69,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const env = options.env ?? process.env;
   const logger = options.logger ?? silentLogger;
   // Re-validating a parsed config is cheap and keeps one code path for raw and parsed input.
-  const { gateway, targets } = parseGatewayConfig({ gateway: options.config, targets: options.targets }, env);
+  const { gateway, targets, ssh_targets } = parseGatewayConfig({ gateway: options.config, targets: [...options.targets, ...(options.ssh_targets ?? [])] }, env);
   const pg = gateway.postgres;
 
   let secureContext: tls.SecureContext | undefined;
@@ -81,6 +88,19 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     if (t.password) {
       try {
         await resolveSecret(t.password, env);
+      } catch (err) {
+        if (!isGatewayError(err)) throw err;
+        problems.push(`target "${t.id}": ${err.message}`);
+      }
+    }
+  }
+  const sshTargets = new Map<string, SshTarget>();
+  for (const t of ssh_targets) {
+    sshTargets.set(t.id, Object.freeze({ ...t, pinned: parsePinnedKeys(t.host_keys, `/targets(ssh ${t.id})`) }));
+    for (const ref of [t.private_key, t.passphrase, t.password]) {
+      if (!ref) continue;
+      try {
+        await resolveSecret(ref, env);
       } catch (err) {
         if (!isGatewayError(err)) throw err;
         problems.push(`target "${t.id}": ${err.message}`);
@@ -154,16 +174,52 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     ...(options.approvals ? { approvals: options.approvals } : {}),
     mask,
   });
-  const onPressure = (on: boolean): void => proxy.onSinkPressure(on);
+  // SSH (gateway.ssh): its own listener, the same sink, verifier and policy.
+  let sshProxy: SshProxy | undefined;
+  let sshFingerprint = '';
+  if (gateway.ssh) {
+    const hostKey = await loadOrCreateHostKey(gateway.ssh.host_key_file);
+    sshFingerprint = hostKey.fingerprint;
+    if (hostKey.created) logger.info({ host_key_file: gateway.ssh.host_key_file, fingerprint: hostKey.fingerprint }, 'ssh host key created');
+    sshProxy = new SshProxy({
+      listener: gateway.ssh,
+      hostKey: hostKey.key,
+      gatewayId: gateway.id,
+      gatewayVersion: GATEWAY_VERSION,
+      failClosed: gateway.fail_closed,
+      maxLogStallMs: gateway.max_log_stall_ms,
+      targets: sshTargets,
+      verifier: options.verifier,
+      sink: options.sink,
+      logger,
+      env,
+      ...(policyHandle ? { policy: { current: () => policyHandle!.current() } } : {}),
+    });
+  }
+  const onPressure = (on: boolean): void => {
+    proxy.onSinkPressure(on);
+    sshProxy?.onSinkPressure(on);
+  };
   const onFailure = (err: Error): void => {
     logger.error({ err: err.message, fail_closed: gateway.fail_closed }, 'event log failure: events cannot be made durable');
     proxy.onSinkFailure();
+    sshProxy?.onSinkFailure();
   };
   options.sink.on('pressure', onPressure);
   options.sink.on('failure', onFailure);
   let address: { host: string; port: number };
+  let sshAddress: { host: string; port: number } | undefined;
   try {
     address = await proxy.listen();
+    if (sshProxy) {
+      try {
+        sshAddress = await sshProxy.listen();
+      } catch (err) {
+        await proxy.close();
+        throw err;
+      }
+      logger.info({ gateway_id: gateway.id, host: sshAddress.host, port: sshAddress.port, targets: sshTargets.size, fingerprint: sshFingerprint }, 'ssh gateway listening');
+    }
   } catch (err) {
     options.sink.off('pressure', onPressure);
     options.sink.off('failure', onFailure);
@@ -175,11 +231,12 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   let closing: Promise<void> | undefined;
   return {
     postgres: address,
-    activeSessions: () => proxy.sessions.size,
-    metrics: { postgres: proxy.metrics },
+    ...(sshAddress ? { ssh: { ...sshAddress, fingerprint: sshFingerprint } } : {}),
+    activeSessions: () => proxy.sessions.size + (sshProxy?.sessions.size ?? 0),
+    metrics: { postgres: proxy.metrics, ...(sshProxy ? { ssh: sshProxy.metrics } : {}) },
     close() {
       closing ??= (async () => {
-        await proxy.close();
+        await Promise.all([proxy.close(), sshProxy?.close()]);
         policyHandle?.close();
         options.sink.off('pressure', onPressure);
         options.sink.off('failure', onFailure);

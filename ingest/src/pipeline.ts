@@ -39,6 +39,7 @@ import type { ClickHouseSink } from './sinks/clickhouse/sink.ts';
 import type { SourceBatch } from './sources/log/source.ts';
 import { decodeFrame, finishSession, newDecoderState, type DecodeCounters, type Decoded, type DecoderState } from './transforms/decode/pg/decoder.ts';
 import { afterInsertFault } from './fault.ts';
+import { TerminalTransform } from './transforms/terminal/terminal.ts';
 
 interface SessionState {
   info: SessionInfo | undefined;
@@ -66,6 +67,8 @@ export interface PipelineStats {
 
 export class Pipeline {
   private readonly sessions = new Map<string, SessionState>();
+  /** SSH sessions: asciicast rows, screen snapshots, command lines (transforms/terminal/). */
+  private readonly terminal = new TerminalTransform();
   readonly stats: PipelineStats = {
     events: 0, frames: 0, queries: 0, sessions_started: 0, sessions_ended: 0, decode_errors: 0, seq_gaps: 0,
     orphans: 0, ignored_messages: 0, refolded_events: 0, session_lookups: 0, rollbacks: 0, live_sessions: 0,
@@ -84,6 +87,7 @@ export class Pipeline {
     try {
       await this.lookupUnknownSessions(batch.events);
       const rows = this.fold(batch.events, snapshots);
+      await this.terminal.settle();
       await this.sink.write(rows);
       afterInsertFault();
     } catch (err) {
@@ -175,6 +179,11 @@ export class Pipeline {
           break;
         default:
           break;
+      }
+      if (s.info?.protocol === 'ssh' || e.type.startsWith('ssh.') || (e.type === 'frame' && /^(SSH_MSG_|VIGIL_)/.test(e.msg_type ?? ''))) {
+        this.terminal.fold(e, { sub: s.info?.sub ?? '', target_id: s.info?.target_id ?? '' }, rows);
+      } else if (e.type === 'policy.blocked' && e.protocol_kind.startsWith('ssh_')) {
+        this.terminal.fold(e, { sub: s.info?.sub ?? '', target_id: s.info?.target_id ?? '' }, rows);
       }
       rows.events.push(eventRow(e, s.info));
       for (const d of decoded) rows.queries.push(queryRow(d.query, s.info, d.statement_known));

@@ -11,6 +11,7 @@ import { PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected } from './even
 import { ApprovalDecided, ApprovalOverride, ApprovalRequested, ApprovalResolved } from './events/approval.ts';
 import { MaskApplied } from './events/mask.ts';
 import { RecordingViewed } from './events/audit.ts';
+import { SshChannel, SshFile, SshRequest } from './events/ssh.ts';
 
 export * from './envelope.ts';
 export * from './events/frame.ts';
@@ -20,13 +21,14 @@ export * from './events/policy.ts';
 export * from './events/approval.ts';
 export * from './events/mask.ts';
 export * from './events/audit.ts';
+export * from './events/ssh.ts';
 export { canonicalJson } from './canonical.ts';
 export { seal, decode, verifyRecord, verifyChain, CodecError, type Sealed, type ChainReport, type UnsealedEvent } from './codec.ts';
 export { SessionChain, nowUs, type ChainInput, type ChainedRecord } from './chain.ts';
 export { ChainVerifier, type SessionVerdict } from './verify.ts';
 
 /** Events the gateway emits into a session's hash chain. */
-export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused, PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected, ApprovalRequested, ApprovalResolved, MaskApplied, RecordingViewed]);
+export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused, PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected, ApprovalRequested, ApprovalResolved, MaskApplied, RecordingViewed, SshChannel, SshRequest, SshFile]);
 export type ChainedEvent = Static<typeof ChainedEvent>;
 
 /** Every versioned schema, keyed `type@version` (used by docs, fixtures and validators). */
@@ -47,6 +49,9 @@ export const schemas = {
   'approval.override@1': ApprovalOverride,
   'mask.applied@1': MaskApplied,
   'recording.viewed@1': RecordingViewed,
+  'ssh.channel@1': SshChannel,
+  'ssh.request@1': SshRequest,
+  'ssh.file@1': SshFile,
 } as const;
 export type SchemaKey = keyof typeof schemas;
 

@@ -35,6 +35,8 @@ export interface Running {
   /** Set by run(): called when a component fails in a way that needs a clean shutdown and restart. */
   fatal?: (why: string) => void;
   gatewayPort?: number;
+  /** The SSH listener's port, when gateway.ssh is configured. */
+  sshPort?: number;
   apiUrl?: string;
   devIssuer?: DevIssuer;
   stop(): Promise<void>;
@@ -96,6 +98,7 @@ export async function startComponents(config: VigilConfig, which: Components): P
       const gateway = await startGateway({
         config: config.gateway.gateway,
         targets: config.gateway.targets,
+        ssh_targets: config.gateway.ssh_targets,
         verifier,
         sink,
         logger: logger.child({ component: 'gateway' }),
@@ -110,6 +113,10 @@ export async function startComponents(config: VigilConfig, which: Components): P
         await producer.close();
       });
       running.gatewayPort = gateway.postgres.port;
+      if (gateway.ssh) {
+        running.sshPort = gateway.ssh.port;
+        logger.info({ host: gateway.ssh.host, port: gateway.ssh.port, fingerprint: gateway.ssh.fingerprint }, 'SSH gateway listening');
+      }
       logger.info({ host: gateway.postgres.host, port: gateway.postgres.port }, 'PostgreSQL gateway listening');
     }
 
@@ -242,7 +249,7 @@ function banner(config: VigilConfig, running: Running): string {
   const port = running.gatewayPort;
   return `
 Vigil ${VERSION} is running (${config.mode}; config ${config.source})
-  gateway (PostgreSQL)  127.0.0.1:${port}
+  gateway (PostgreSQL)  127.0.0.1:${port}${running.sshPort ? `\n  gateway (SSH)         127.0.0.1:${running.sshPort}  (ssh -p ${running.sshPort} <sub>@<target>@127.0.0.1, token as password)` : ''}
   API                   ${running.apiUrl}
   web UI                ${running.apiUrl}/ui/  (user admin; password printed at first start)
   data                  ${config.data_dir}

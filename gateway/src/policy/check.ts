@@ -13,7 +13,7 @@ export interface RawProblem {
 }
 
 const DECISIONS = ['allow', 'block', 'require_approval'] as const;
-const STATEMENT_CONDITIONS = ['features', 'relations', 'functions'] as const;
+const STATEMENT_CONDITIONS = ['features', 'relations', 'functions', 'commands', 'channels'] as const;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -43,7 +43,7 @@ function checkList(out: RawProblem[], path: PathSegment[], list: unknown, check:
 }
 
 function checkMatch(out: RawProblem[], path: PathSegment[], match: Record<string, unknown>): void {
-  for (const key of ['sub', 'groups', 'targets'] as const) checkList(out, [...path, key], match[key], globProblem);
+  for (const key of ['sub', 'groups', 'targets', 'commands'] as const) checkList(out, [...path, key], match[key], globProblem);
   checkList(out, [...path, 'relations'], match.relations, (p) => dottedProblem(p, [1, 2], 'relation pattern'));
   checkList(out, [...path, 'functions'], match.functions, (p) => dottedProblem(p, [1, 2], 'function pattern'));
   const time = match.time;

@@ -18,7 +18,7 @@
  * has no statement (session start).
  */
 import { STATEMENT_FEATURES, type StatementAnalysis } from '../sql/features.ts';
-import type { ApprovalAction, Detector, MaskStrategy, Policy, Rule } from './schema.ts';
+import type { ApprovalAction, Detector, MaskStrategy, Policy, Rule, SshChannelKind } from './schema.ts';
 import { compileGlobList } from './glob.ts';
 import { compileWindow, localClock, type LocalTime } from './time.ts';
 import { parsePolicy } from './parse.ts';
@@ -38,6 +38,17 @@ export interface EvalContext {
   now: Date;
   /** Absent at session start: then rules with statement conditions do not match. */
   statement?: StatementAnalysis;
+  /** SSH: what a channel is about to run (docs/ssh.md); only `commands`/`channels` conditions read it. */
+  command?: CommandContext;
+}
+
+/** The statement-like context of an SSH command: the line, its simple segments, its channel kind. */
+export interface CommandContext {
+  readonly channel: SshChannelKind;
+  /** The command line (exec: exactly as sent; shell: the reconstructed line). */
+  readonly line: string;
+  /** The line split at `;`, `&&`, `||`, `|`, `&` and newlines, trimmed (best effort; quotes respected). */
+  readonly segments: readonly string[];
 }
 
 export interface MaskDirective {
@@ -198,6 +209,14 @@ function compileRule(rule: Rule, clocks: Map<string, (now: Date) => LocalTime>):
   if (m.functions) {
     const fn = compileQualifiedList(m.functions);
     preds.push((_c, stmt) => stmt !== undefined && fn(stmt.functions));
+  }
+  if (m.commands) {
+    const cmd = compileGlobList(m.commands);
+    preds.push((ctx) => ctx.command !== undefined && (cmd(ctx.command.line) || ctx.command.segments.some(cmd)));
+  }
+  if (m.channels) {
+    const kinds = new Set<string>(m.channels);
+    preds.push((ctx) => ctx.command !== undefined && kinds.has(ctx.command.channel));
   }
   if (m.time) {
     const tz = m.time.timezone;

@@ -23,6 +23,9 @@ export const MASK_STRATEGIES = ['redact', 'partial', 'hash', 'null'] as const;
 export type MaskStrategy = (typeof MASK_STRATEGIES)[number];
 
 export const ActorKind = oneOf(['agent', 'human'] as const);
+/** SSH channel kinds a command context can carry (docs/ssh.md, "Command policy"). */
+export const SSH_CHANNEL_KINDS = ['shell', 'exec', 'sftp', 'scp', 'subsystem', 'direct-tcpip', 'tcpip-forward', 'x11', 'agent'] as const;
+export type SshChannelKind = (typeof SSH_CHANNEL_KINDS)[number];
 export const Feature = oneOf(STATEMENT_FEATURES);
 
 export const TimeWindowSchema = Type.Object(
@@ -62,6 +65,10 @@ export const MatchSchema = Type.Object(
     features: Type.Optional(FeatureMatchSchema),
     relations: Type.Optional(Globs('Tables/views referenced: `schema.table` or `table` globs, case-insensitive.')),
     functions: Type.Optional(Globs('Functions called: `schema.name` or `name` globs, case-insensitive.')),
+    /** SSH: the command line, or one of its `;`/`&&`/`||`/`|` segments, matches a glob (case-sensitive). */
+    commands: Type.Optional(Globs('SSH command lines (exec, or a line entered in a shell), globs.')),
+    /** SSH: the channel kind the command context comes from. */
+    channels: Type.Optional(Type.Array(oneOf(SSH_CHANNEL_KINDS), { minItems: 1 })),
   },
   { additionalProperties: false },
 );

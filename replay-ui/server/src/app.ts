@@ -23,6 +23,7 @@ import { activityPlugin } from './plugins/activity.ts';
 import { uiPlugin } from './plugins/ui.ts';
 import { loginPlugin } from './plugins/login.ts';
 import type { LocalAdmin } from './login/local-admin.ts';
+import { asciicastPlugin } from './plugins/asciicast.ts';
 
 export interface ApiRoute {
   method: string;
@@ -86,6 +87,7 @@ export async function buildApi(options: BuildApiOptions): Promise<FastifyInstanc
   await app.register(metricsPlugin, { registry: options.registry ?? options.metrics });
   await app.register(healthPlugin, { store: options.store });
   await app.register(sessionsPlugin, { store: options.store, config, audit: options.audit });
+  await app.register(asciicastPlugin, { store: options.store, audit: options.audit });
   await app.register(approvalsPlugin, { book: options.approvals });
   await app.register(activityPlugin, { store: options.store, config });
   await app.register(mePlugin);

@@ -20,15 +20,24 @@ export const PolicyBlocked = Type.Object(
     reason: Type.Union([Type.Literal('rule'), Type.Literal('default'), Type.Literal('unparsable')]),
     /** GW_ERR_POLICY_BLOCKED or GW_ERR_POLICY_UNPARSABLE. */
     code: Type.String(),
-    /** SQLSTATE sent to the client. */
-    sqlstate: Type.String({ pattern: '^[0-9A-Z]{5}$' }),
+    /** SQLSTATE sent to the client (PostgreSQL only; absent for SSH). */
+    sqlstate: Type.Optional(Type.String({ pattern: '^[0-9A-Z]{5}$' })),
     /** The error message the client received. */
     message: Type.String(),
     /** Which protocol message carried it: Query ('simple'), Parse or Bind ('extended'), FunctionCall ('function_call'). */
-    protocol_kind: Type.Union([Type.Literal('simple'), Type.Literal('extended'), Type.Literal('function_call')]),
+    protocol_kind: Type.Union([
+      Type.Literal('simple'),
+      Type.Literal('extended'),
+      Type.Literal('function_call'),
+      // SSH (docs/ssh.md): an exec request's command, or a line typed/pasted in an interactive shell.
+      Type.Literal('ssh_exec'),
+      Type.Literal('ssh_shell'),
+    ]),
+    /** SSH: the gateway channel number the command was sent on. */
+    channel: Type.Optional(Type.Integer({ minimum: 0 })),
     /** Prepared statement name (extended protocol; '' is the unnamed statement). */
     statement_name: Type.Optional(Type.String()),
-    /** The blocked statement's text (one statement of a multi-statement query). */
+    /** The blocked statement's text (one statement of a multi-statement query); for SSH the command line. */
     statement: Type.String(),
     features: Type.Array(Type.String()),
     relations: Type.Array(Type.String()),

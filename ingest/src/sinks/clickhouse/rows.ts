@@ -3,6 +3,7 @@
  * events to rows. Times are written as 'YYYY-MM-DD hh:mm:ss.ffffff' UTC strings: exact for
  * DateTime64(6) on both chDB and the server (a bare number would be read with another scale).
  */
+import { emptyTerminalRows, type TerminalRows } from '../../transforms/terminal/terminal.ts';
 import type { ChainedEvent, QueryEvent, SessionEnded, SessionStarted } from '@vigil/schemas';
 
 /** Identity and target of a session, from `session.started` (or read back from `sessions`). */
@@ -77,14 +78,15 @@ export interface QueryRow {
   statement_known: number;
 }
 
-export interface RowBatch {
+export interface RowBatch extends TerminalRows {
   sessions: SessionRow[];
   events: EventRow[];
   queries: QueryRow[];
 }
 
-export const emptyRowBatch = (): RowBatch => ({ sessions: [], events: [], queries: [] });
-export const rowCount = (b: RowBatch): number => b.sessions.length + b.events.length + b.queries.length;
+export const emptyRowBatch = (): RowBatch => ({ sessions: [], events: [], queries: [], ...emptyTerminalRows() });
+export const rowCount = (b: RowBatch): number =>
+  b.sessions.length + b.events.length + b.queries.length + b.terminal.length + b.terminal_snapshots.length + b.commands.length;
 
 const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
 

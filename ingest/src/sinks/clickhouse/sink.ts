@@ -38,7 +38,7 @@ interface Waiter {
   reject: (err: IngestError) => void;
 }
 
-const TABLES = ['events', 'queries', 'sessions'] as const;
+const TABLES = ['events', 'queries', 'sessions', 'terminal', 'terminal_snapshots', 'commands'] as const;
 
 export class ClickHouseSink {
   private waiting: Waiter[] = [];

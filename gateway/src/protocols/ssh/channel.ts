@@ -1,0 +1,338 @@
+/**
+ * One `session` channel (RFC 4254 §6) through the gateway: the client's channel (ssh2 server side)
+ * and its twin on the target (ssh2 client side), opened when the client asks for shell, exec or a
+ * subsystem. Requests that precede it (pty-req, env) are held and sent with the open.
+ *
+ * Recording: every data chunk in both directions is a `frame` event (msg_type
+ * `SSH_MSG_CHANNEL_DATA/<n>`, stderr `SSH_MSG_CHANNEL_EXTENDED_DATA/<n>`) recorded before it is
+ * forwarded; what the gateway itself writes to the client (a block notice) is a `VIGIL_NOTICE/<n>`
+ * frame and what it injects toward the target a `VIGIL_INJECT/<n>` frame, so the client's two byte
+ * streams are exactly the recorded ones. Requests are `ssh.request` events, lifecycle `ssh.channel`.
+ */
+import type { ClientChannel, PseudoTtyInfo, ServerChannel, Session as ServerSession } from 'ssh2';
+import type { SshRequest } from '@vigil/schemas';
+import type { SshChannelKind } from '../../policy/schema.ts';
+import { commandContext, judgeChannel, judgeCommand } from './commands.ts';
+import { LineEditor } from './line-editor.ts';
+import { SftpObserver, type FileOp } from './sftp.ts';
+import { ScpObserver, scpMode } from './scp.ts';
+import type { SshSession } from './ssh-session.ts';
+
+type RequestFields = Omit<SshRequest, 'type' | 'version' | 'channel' | 'direction' | 'request' | 'accepted' | keyof BaseEnvelope>;
+type BaseEnvelope = Pick<SshRequest, 'event_id' | 'time' | 'session_id' | 'seq' | 'prev_hash' | 'hash' | 'gateway_id' | 'gateway_version'>;
+
+const MAX_ENV = 64;
+const MAX_TERM_DIM = 10_000;
+const ENV_VALUE_CLIP = 1024;
+/** Names whose values are not recorded (they are still passed to the target). */
+const SECRET_ENV = /pass|secret|token|key|cred|auth/i;
+/** Exit status when the gateway refuses an exec command (as a shell does for "cannot execute"). */
+export const BLOCKED_EXIT_STATUS = 126;
+
+function clip(s: string, n: number): string {
+  return s.length > n ? s.slice(0, n) : s;
+}
+
+export class SessionChannel {
+  private pty: PseudoTtyInfo | undefined;
+  private readonly env: Record<string, string> = {};
+  private envCount = 0;
+  private started = false;
+  private closed = false;
+  private client: ServerChannel | undefined;
+  private upstream: ClientChannel | undefined;
+  private kind: SshChannelKind | undefined;
+  private editor: LineEditor | undefined;
+  private sftp: SftpObserver | undefined;
+  private scp: ScpObserver | undefined;
+  /** window-change flood damping. */
+  private lastResizeAt = 0;
+  private pendingResize: { cols: number; rows: number; width: number; height: number } | undefined;
+  private coalesced = 0;
+  private resizeTimer: NodeJS.Timeout | undefined;
+  private readonly dataType: string;
+  private readonly errType: string;
+
+  constructor(
+    private readonly session: SshSession,
+    readonly n: number,
+    private readonly raw: ServerSession,
+  ) {
+    this.dataType = `SSH_MSG_CHANNEL_DATA/${n}`;
+    this.errType = `SSH_MSG_CHANNEL_EXTENDED_DATA/${n}`;
+    session.event({ type: 'ssh.channel', version: 1, channel: n, action: 'open', kind: 'session' });
+    raw.on('pty', (accept, reject, info) => this.onPty(accept, reject, info));
+    raw.on('env', (accept, reject, info) => this.onEnv(accept, reject, info.key, info.val));
+    raw.on('window-change', (accept, reject, info) => this.onWindowChange(accept, reject, info));
+    raw.on('signal', (accept, reject, info) => this.onSignal(accept, reject, info.name));
+    raw.on('x11', (_accept, reject) => this.refuseRequest('x11-req', 'x11', reject));
+    raw.on('auth-agent', (_accept, reject) => this.refuseRequest('auth-agent-req@openssh.com', 'agent', reject));
+    raw.on('shell', (accept, reject) => this.onStart('shell', accept, reject));
+    raw.on('exec', (accept, reject, info) => this.onStart('exec', accept, reject, info.command));
+    raw.on('subsystem', (accept, reject, info) => this.onStart('subsystem', accept, reject, info.name));
+    raw.on('close', () => this.close('client'));
+  }
+
+  private request(direction: 'c2s' | 's2c', request: string, accepted: boolean, fields: RequestFields = {}): void {
+    this.session.event({ type: 'ssh.request', version: 1, channel: this.n, direction, request, accepted, ...fields });
+  }
+
+  private invalid(request: string, reason: string, reject?: () => void): void {
+    reject?.();
+    this.request('c2s', request, false, { code: 'GW_ERR_SSH_REQUEST_INVALID', reason });
+  }
+
+  private onPty(accept: (() => void) | undefined, reject: (() => void) | undefined, info: PseudoTtyInfo): void {
+    if (this.started) return this.invalid('pty-req', 'a PTY must be requested before the shell or command starts', reject);
+    if (!validSize(info.cols, info.rows)) return this.invalid('pty-req', 'terminal size out of range', reject);
+    this.pty = info;
+    accept?.();
+    this.request('c2s', 'pty-req', true, { term: clip(info.term, 256), cols: info.cols, rows: info.rows, width_px: info.width, height_px: info.height });
+  }
+
+  private onEnv(accept: (() => void) | undefined, reject: (() => void) | undefined, name: string, value: string): void {
+    if (this.started || this.envCount >= MAX_ENV || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      return this.invalid('env', this.started ? 'env must come before the shell or command starts' : 'too many or malformed environment variables', reject);
+    }
+    this.env[name] = value;
+    this.envCount++;
+    accept?.();
+    this.request('c2s', 'env', true, { name: clip(name, 1024), ...(SECRET_ENV.test(name) ? {} : { value: clip(value, ENV_VALUE_CLIP) }) });
+  }
+
+  private onWindowChange(accept: (() => void) | undefined, reject: (() => void) | undefined, info: { cols: number; rows: number; width: number; height: number }): void {
+    if (!validSize(info.cols, info.rows)) return this.invalid('window-change', 'terminal size out of range', reject);
+    accept?.();
+    if (!this.upstream) {
+      // Before the shell: it only updates the PTY that will be requested.
+      if (this.pty) this.pty = { ...this.pty, cols: info.cols, rows: info.rows, width: info.width, height: info.height };
+      this.request('c2s', 'window-change', true, { cols: info.cols, rows: info.rows, width_px: info.width, height_px: info.height });
+      return;
+    }
+    // Flood damping: at most one forwarded resize per interval; the latest size always goes out.
+    this.pendingResize = info;
+    const interval = this.session.options.listener.resize_interval_ms;
+    const wait = this.lastResizeAt + interval - Date.now();
+    if (wait <= 0 && !this.resizeTimer) return this.flushResize();
+    this.coalesced++;
+    this.resizeTimer ??= setTimeout(() => this.flushResize(), Math.max(0, wait));
+  }
+
+  private flushResize(): void {
+    this.resizeTimer = undefined;
+    const r = this.pendingResize;
+    if (!r || !this.upstream || this.closed) return;
+    this.pendingResize = undefined;
+    this.lastResizeAt = Date.now();
+    const coalesced = this.coalesced > 0 ? Math.max(0, this.coalesced - 1) : 0;
+    this.coalesced = 0;
+    this.upstream.setWindow(r.rows, r.cols, r.height, r.width);
+    this.request('c2s', 'window-change', true, { cols: r.cols, rows: r.rows, width_px: r.width, height_px: r.height, ...(coalesced > 0 ? { coalesced } : {}) });
+  }
+
+  private onSignal(accept: (() => void) | undefined, reject: (() => void) | undefined, name: string): void {
+    const signal = clip(String(name).replace(/^SIG/, ''), 64);
+    if (!this.upstream || !/^[A-Z0-9]+$/.test(signal)) return this.invalid('signal', 'signal before the command started, or not a signal name', reject);
+    this.upstream.signal(signal);
+    accept?.();
+    this.request('c2s', 'signal', true, { signal });
+  }
+
+  /** x11-req and auth-agent-req: refused unless a policy rule allows them — and even then (not relayed yet). */
+  private refuseRequest(request: string, kind: SshChannelKind, reject: (() => void) | undefined): void {
+    const s = this.session;
+    const verdict = judgeChannel(s.policy(), s.identityForPolicy(), s.target.id, commandContext(kind, ''), true);
+    reject?.();
+    const reason = verdict.allowed ? `${kind} forwarding is allowed by policy but not supported by the gateway yet` : verdict.message;
+    this.request('c2s', request, false, { code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason, rule_id: verdict.rule_id });
+  }
+
+  private onStart(what: 'shell' | 'exec' | 'subsystem', accept: () => ServerChannel, reject: (() => void) | undefined, arg = ''): void {
+    if (this.started) return this.invalid(what, 'the channel already runs a shell, command or subsystem', reject);
+    this.started = true;
+    const s = this.session;
+    const fields: RequestFields = what === 'exec' ? { command: arg } : what === 'subsystem' ? { subsystem: clip(arg, 256) } : {};
+    let kind: SshChannelKind = what;
+    if (what === 'exec' && scpMode(arg)) kind = 'scp';
+    if (what === 'subsystem') kind = arg === 'sftp' ? 'sftp' : 'subsystem';
+    this.kind = kind;
+    const policy = s.policy();
+
+    if (what === 'subsystem' && arg !== 'sftp') {
+      reject?.();
+      return this.request('c2s', what, false, { ...fields, code: 'GW_ERR_SSH_SUBSYSTEM_REFUSED', reason: `subsystem "${clip(arg, 64)}" is not supported by the gateway` });
+    }
+    if (policy) {
+      const ctx = commandContext(kind, what === 'exec' ? arg : what === 'subsystem' ? arg : '');
+      if (what === 'exec') {
+        const verdict = judgeCommand(policy, s.identityForPolicy(), s.target.id, ctx);
+        if (verdict.decision.action !== 'allow') return this.blockExec(accept, arg, verdict.message, verdict.decision.rule_id, verdict.decision.action, verdict.decision.reason, fields);
+      } else {
+        const verdict = judgeChannel(policy, s.identityForPolicy(), s.target.id, ctx, false);
+        if (!verdict.allowed) {
+          reject?.();
+          return this.request('c2s', what, false, { ...fields, code: 'GW_ERR_SSH_SUBSYSTEM_REFUSED', reason: verdict.message, rule_id: verdict.rule_id });
+        }
+      }
+    }
+
+    const conn = s.upstreamConnection();
+    const env = this.envCount > 0 ? { ...this.env } : undefined;
+    const pty = this.pty ? { term: this.pty.term, rows: this.pty.rows, cols: this.pty.cols, width: this.pty.width, height: this.pty.height, modes: this.pty.modes } : undefined;
+    const opened = (err: Error | undefined, up: ClientChannel): void => {
+      if (this.closed) {
+        up?.close();
+        return;
+      }
+      if (err) {
+        reject?.();
+        this.request('c2s', what, false, { ...fields, code: 'GW_ERR_SSH_CHANNEL_FAILED', reason: `the target refused: ${clip(err.message, 200)}` });
+        return;
+      }
+      this.upstream = up;
+      const client = accept();
+      this.client = client;
+      this.request('c2s', what, true, fields);
+      if (kind === 'shell' && policy) this.editor = new LineEditor();
+      if (kind === 'sftp') this.sftp = new SftpObserver((op) => this.fileOp('sftp', op));
+      if (kind === 'scp') this.scp = new ScpObserver(scpMode(arg)!, arg, (op) => this.fileOp('scp', op));
+      this.wire(client, up);
+      if (this.pendingResize) this.flushResize();
+    };
+    try {
+      if (what === 'shell') conn.shell(pty ?? false, env ? { env } : {}, opened);
+      else if (what === 'exec') conn.exec(arg, { ...(env ? { env } : {}), ...(pty ? { pty } : {}) }, opened);
+      else conn.subsys(arg, opened);
+    } catch (err) {
+      opened(err as Error, undefined as unknown as ClientChannel);
+    }
+  }
+
+  /** An exec the policy refused: the channel opens, says why on stderr, and exits 126. */
+  private blockExec(accept: () => ServerChannel, command: string, message: string, rule_id: string | null, action: string, reason: 'rule' | 'default' | 'unparsable', fields: RequestFields): void {
+    const s = this.session;
+    const client = accept();
+    this.client = client;
+    client.on('error', () => {});
+    client.resume();
+    this.request('c2s', 'exec', false, { ...fields, code: 'GW_ERR_POLICY_BLOCKED', reason: message, rule_id });
+    s.blocked({ channel: this.n, protocol_kind: 'ssh_exec', statement: command, message, rule_id, action, reason });
+    const notice = Buffer.from(`vigil: ${message}\r\n`);
+    s.recorder.frame('s2c', `VIGIL_NOTICE/${this.n}`, notice);
+    client.stderr.write(notice);
+    this.request('s2c', 'exit-status', true, { exit_status: BLOCKED_EXIT_STATUS });
+    client.exit(BLOCKED_EXIT_STATUS);
+    client.end();
+  }
+
+  private wire(client: ServerChannel, up: ClientChannel): void {
+    const s = this.session;
+    client.on('error', () => {});
+    up.on('error', () => {});
+    up.stderr.on('error', () => {});
+    client.on('data', (d: Buffer) => {
+      s.recorder.frame('c2s', this.dataType, d);
+      if (this.sftp) this.sftp.push('c2s', d);
+      if (this.scp) this.scp.push('c2s', d);
+      if (this.editor) this.forwardEdited(d, up);
+      else if (!up.write(d)) this.hold(client, up);
+    });
+    up.on('data', (d: Buffer) => {
+      s.recorder.frame('s2c', this.dataType, d);
+      if (this.sftp) this.sftp.push('s2c', d);
+      if (this.scp) this.scp.push('s2c', d);
+      if (!client.write(d)) this.hold(up, client);
+    });
+    up.stderr.on('data', (d: Buffer) => {
+      s.recorder.frame('s2c', this.errType, d);
+      if (!client.stderr.write(d)) {
+        up.stderr.pause();
+        client.stderr.once('drain', () => up.stderr.resume());
+      }
+    });
+    up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
+      if (typeof code === 'number') {
+        this.request('s2c', 'exit-status', true, { exit_status: code });
+        this.exitArgs = [code];
+      } else if (signal) {
+        const name = String(signal).replace(/^SIG/, '');
+        this.request('s2c', 'exit-signal', true, { signal: clip(name, 64) });
+        this.exitArgs = [name, !!dump, desc ?? ''];
+      }
+    });
+    // Client EOF → target EOF (the command sees end of input), and the reverse.
+    client.on('end', () => {
+      this.request('c2s', 'eof', true);
+      up.end();
+    });
+    up.on('close', () => this.close('target'));
+  }
+
+  private exitArgs: [number] | [string, boolean, string] | undefined;
+
+  /** Wait for `from` to drain `to` (both directions use this). */
+  private hold(from: { pause(): unknown; resume(): unknown }, to: { once(e: 'drain', f: () => void): unknown }): void {
+    from.pause();
+    to.once('drain', () => from.resume());
+  }
+
+  /** Shell input with a policy: forward up to each Enter, judge the line, pass or withhold the Enter. */
+  private forwardEdited(d: Buffer, up: ClientChannel): void {
+    const s = this.session;
+    const lines = this.editor!.push(d);
+    let pos = 0;
+    let ok = true;
+    for (const ev of lines) {
+      if (ev.line.trim() === '') continue;
+      const verdict = judgeCommand(s.policy()!, s.identityForPolicy(), s.target.id, commandContext('shell', ev.line));
+      if (verdict.decision.action === 'allow') continue;
+      if (ev.enter > pos) ok = up.write(d.subarray(pos, ev.enter)) && ok;
+      pos = ev.end;
+      // The Enter never reaches the target. Ctrl-C makes a readline shell drop the typed line and
+      // print a fresh prompt; the notice tells the user why.
+      s.blocked({ channel: this.n, protocol_kind: 'ssh_shell', statement: ev.line, message: verdict.message, rule_id: verdict.decision.rule_id, action: verdict.decision.action, reason: verdict.decision.reason });
+      const notice = Buffer.from(`\r\nvigil: ${verdict.message}\r\n`);
+      s.recorder.frame('s2c', `VIGIL_NOTICE/${this.n}`, notice);
+      this.client?.write(notice);
+      const inject = Buffer.from([0x03]);
+      s.recorder.frame('c2s', `VIGIL_INJECT/${this.n}`, inject);
+      ok = up.write(inject) && ok;
+    }
+    if (pos < d.length) ok = up.write(pos === 0 ? d : d.subarray(pos)) && ok;
+    if (!ok && this.client) this.hold(this.client, up);
+  }
+
+  private fileOp(protocol: 'sftp' | 'scp', op: FileOp): void {
+    this.session.event({ type: 'ssh.file', version: 1, channel: this.n, protocol, ...op });
+  }
+
+  /** End both sides once; exit status/signal goes to the client after all data it precedes. */
+  close(by: 'client' | 'target' | 'session'): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.resizeTimer);
+    this.sftp?.finish();
+    const client = this.client;
+    const exit = this.exitArgs;
+    if (client && by !== 'client') {
+      // An empty write completes after every queued chunk: exit-status then EOF/close follow the data.
+      client.write(Buffer.alloc(0), () => {
+        try {
+          if (exit) (client.exit as (...a: unknown[]) => void)(...exit);
+        } catch {
+          /* channel already gone */
+        }
+        client.end();
+      });
+    } else if (!client && by !== 'client') {
+      this.session.closeUnstarted(this.raw);
+    }
+    if (this.upstream && by !== 'target') this.upstream.close();
+    this.session.event({ type: 'ssh.channel', version: 1, channel: this.n, action: 'closed', kind: 'session' });
+    this.session.channelClosed(this);
+  }
+}
+
+function validSize(cols: number, rows: number): boolean {
+  return Number.isInteger(cols) && Number.isInteger(rows) && cols >= 0 && rows >= 0 && cols <= MAX_TERM_DIM && rows <= MAX_TERM_DIM;
+}

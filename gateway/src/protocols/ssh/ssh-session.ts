@@ -1,0 +1,455 @@
+/**
+ * One client connection through the SSH gateway.
+ *
+ *   Auth ──token ok──► Connecting ──target ready──► Open ──either side closes──► Closed
+ *     └── bad name / unknown target / too many tries / audit down ──────────────► Closed
+ *
+ * Auth: the SSH user name is `<sub>@<target>` (login.ts); the token is the password, or the answer
+ * to a keyboard-interactive prompt. Only after the target accepted the gateway's own credentials
+ * (and presented a pinned host key) does the client get USERAUTH_SUCCESS: the caller never holds a
+ * session the gateway could not open.
+ *
+ * Every refusal is an event (auth.failed, protocol.refused, ssh.channel/ssh.request refused) and a
+ * protocol-correct answer (USERAUTH_FAILURE, DISCONNECT with a reason code, CHANNEL_OPEN_FAILURE,
+ * CHANNEL_FAILURE). Secrets (token, target key or password) are never put in an event or a log line.
+ */
+import { randomUUID } from 'node:crypto';
+import ssh2, { type AuthContext, type ClientInfo, type Connection, type TcpipRequestInfo } from 'ssh2';
+import type { ChainInput, EndReason } from '@vigil/schemas';
+import type { VerifiedIdentity } from '@vigil/identity/types';
+import { SessionRecorder } from '../../recorder/recorder.ts';
+import type { GatewayErrorCode } from '../../errors.ts';
+import { resolveSecret } from '../../secrets.ts';
+import type { CompiledPolicy, Identity } from '../../policy/index.ts';
+import { tokenFailure } from '../pg/token.ts';
+import { parseLoginName } from './login.ts';
+import { hostKeyAlgorithms, isPinned } from './host-keys.ts';
+import { SessionChannel } from './channel.ts';
+import { commandContext, judgeChannel } from './commands.ts';
+import type { SshProxy, SshTarget } from './proxy.ts';
+
+const { Client } = ssh2;
+
+/** RFC 4253 §11.1 reason codes we use. */
+export const DISCONNECT = {
+  HOST_NOT_ALLOWED_TO_CONNECT: 1,
+  PROTOCOL_ERROR: 2,
+  SERVICE_NOT_AVAILABLE: 7,
+  BY_APPLICATION: 11,
+  TOO_MANY_CONNECTIONS: 12,
+  NO_MORE_AUTH_METHODS_AVAILABLE: 14,
+  ILLEGAL_USER_NAME: 15,
+} as const;
+/** RFC 4254 §5.1 channel open failure reasons. */
+const OPEN_FAILURE = { ADMINISTRATIVELY_PROHIBITED: 1, CONNECT_FAILED: 2, RESOURCE_SHORTAGE: 4 } as const;
+
+export enum SshState {
+  /** Waiting for a token. */
+  Auth = 'auth',
+  /** Token verified; logging in to the target. */
+  Connecting = 'connecting',
+  /** Relaying channels. */
+  Open = 'open',
+  Closed = 'closed',
+}
+
+const METHODS: ('keyboard-interactive' | 'password')[] = ['keyboard-interactive', 'password'];
+
+export class SshSession {
+  readonly id = randomUUID();
+  readonly recorder: SessionRecorder;
+  state = SshState.Auth;
+  target!: SshTarget;
+  private identity: VerifiedIdentity | undefined;
+  private claimedUser: string | undefined;
+  private attempts = 0;
+  private upstream: InstanceType<typeof Client> | undefined;
+  private readonly channels = new Set<SessionChannel>();
+  private nextChannel = 0;
+  private readonly startedAt = performance.now();
+  private authTimer: NodeJS.Timeout;
+  private started = false;
+  private resolveClosed!: () => void;
+  readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
+
+  constructor(
+    private readonly proxy: SshProxy,
+    private readonly client: Connection,
+    private readonly info: ClientInfo,
+    private readonly overLimit: boolean,
+  ) {
+    const o = proxy.options;
+    this.recorder = new SessionRecorder(o.sink, this.id, { gateway_id: o.gatewayId, gateway_version: o.gatewayVersion });
+    client.on('error', () => {});
+    client.on('authentication', (ctx) => this.onAuth(ctx));
+    client.on('ready', () => this.onReady());
+    client.on('close', () => this.end('client_closed', 'client closed the connection'));
+    this.authTimer = setTimeout(() => this.refuse('GW_ERR_AUTH_TIMEOUT', 'authentication took too long', 'timeout', DISCONNECT.BY_APPLICATION, 'auth'), o.listener.auth_timeout_ms);
+    this.authTimer.unref();
+  }
+
+  get options() {
+    return this.proxy.options;
+  }
+
+  private get clientAddr(): string {
+    return `${this.info.ip}:${this.info.port}`;
+  }
+
+  private identityFields() {
+    const t = this.target as SshTarget | undefined;
+    return {
+      client_addr: this.clientAddr,
+      protocol: 'ssh' as const,
+      ...(this.identity ? { sub: this.identity.sub, groups: this.identity.groups, issuer: this.identity.issuer, actor_kind: this.identity.actor_kind } : {}),
+      ...(t ? { target_id: t.id, target_addr: `${t.host}:${t.port}`, login: t.user } : {}),
+    };
+  }
+
+  /** Record an event in this session's chain. */
+  event(input: ChainInput): void {
+    if (this.state === SshState.Closed && input.type !== 'session.ended') return;
+    this.recorder.event(input);
+  }
+
+  policy(): CompiledPolicy | undefined {
+    return this.proxy.options.policy?.current();
+  }
+
+  identityForPolicy(): Identity {
+    const id = this.identity!;
+    return { sub: id.sub, groups: id.groups, actor_kind: id.actor_kind };
+  }
+
+  upstreamConnection(): InstanceType<typeof Client> {
+    return this.upstream!;
+  }
+
+  blocked(b: { channel: number; protocol_kind: 'ssh_exec' | 'ssh_shell'; statement: string; message: string; rule_id: string | null; action: string; reason: 'rule' | 'default' | 'unparsable' }): void {
+    this.proxy.metrics.commands_blocked_total++;
+    this.event({
+      type: 'policy.blocked',
+      version: 1,
+      ...this.identityFields(),
+      rule_id: b.rule_id,
+      action: b.action === 'require_approval' ? 'require_approval' : 'block',
+      reason: b.reason,
+      code: 'GW_ERR_POLICY_BLOCKED',
+      message: b.message,
+      protocol_kind: b.protocol_kind,
+      channel: b.channel,
+      statement: b.statement,
+      features: [],
+      relations: [],
+    });
+  }
+
+  // ---- authentication ------------------------------------------------------------------------
+
+  private onAuth(ctx: AuthContext): void {
+    if (this.state !== SshState.Auth) return ctx.reject();
+    if (this.overLimit) return this.refuse('GW_ERR_TOO_MANY_SESSIONS', 'the gateway holds max_sessions connections', 'refused', DISCONNECT.TOO_MANY_CONNECTIONS);
+    const refusal = this.proxy.auditRefusal();
+    if (refusal) return this.refuse('GW_ERR_AUDIT_UNAVAILABLE', refusal, 'refused', DISCONNECT.SERVICE_NOT_AVAILABLE);
+    this.claimedUser = ctx.username.slice(0, 256);
+    const name = parseLoginName(ctx.username);
+    if (!name) return this.refuse('GW_ERR_SSH_LOGIN_NAME', 'the SSH user name must be <sub>@<target>', 'refused', DISCONNECT.ILLEGAL_USER_NAME, 'auth');
+    const target = this.proxy.options.targets.get(name.target);
+    if (!target) return this.refuse('GW_ERR_UNKNOWN_TARGET', `no SSH target "${name.target}"`, 'refused', DISCONNECT.ILLEGAL_USER_NAME, 'auth');
+    this.target = target;
+
+    if (ctx.method === 'password') return void this.checkToken(ctx, name.sub, ctx.password);
+    if (ctx.method === 'keyboard-interactive') {
+      return ctx.prompt([{ prompt: 'Vigil access token: ', echo: false }], 'Vigil', `Log in to ${target.id} as ${name.sub}`, (answers) => {
+        void this.checkToken(ctx, name.sub, answers[0] ?? '');
+      });
+    }
+    // none / publickey / hostbased: say which methods work, no event (clients probe these first).
+    ctx.reject(METHODS);
+  }
+
+  private async checkToken(ctx: AuthContext, sub: string, token: string): Promise<void> {
+    this.attempts++;
+    let code: GatewayErrorCode | undefined;
+    let reason = '';
+    if (token.length === 0) {
+      code = 'GW_ERR_TOKEN_MISSING';
+      reason = 'no token given';
+    } else {
+      try {
+        this.identity = await this.proxy.options.verifier.verify(token);
+        if (this.identity.sub !== sub) {
+          code = 'GW_ERR_SUB_MISMATCH';
+          reason = `token sub does not match the user name "${sub}"`;
+          this.identity = undefined;
+        }
+      } catch (err) {
+        ({ code, reason } = tokenFailure(err));
+      }
+    }
+    if (this.state !== SshState.Auth) return;
+    if (code) {
+      this.proxy.metrics.auth_failures_total++;
+      this.event({ type: 'auth.failed', version: 1, ...this.identityFields(), code, reason, claimed_user: this.claimedUser });
+      this.options.logger.info({ session_id: this.id, code, client_addr: this.clientAddr }, 'ssh auth failed');
+      if (this.attempts >= this.options.listener.max_auth_attempts) {
+        return this.refuse('GW_ERR_SSH_AUTH_METHOD', 'too many failed token attempts', 'auth_failed', DISCONNECT.NO_MORE_AUTH_METHODS_AVAILABLE);
+      }
+      return ctx.reject(METHODS);
+    }
+    this.state = SshState.Connecting;
+    this.connectUpstream(ctx);
+  }
+
+  private connectUpstream(ctx: AuthContext): void {
+    const o = this.options;
+    const t = this.target;
+    const conn = new Client();
+    this.upstream = conn;
+    let hostKeyRefused = false;
+    const fail = (code: GatewayErrorCode, message: string): void => {
+      conn.removeAllListeners('ready');
+      conn.end();
+      if (this.state !== SshState.Connecting) return;
+      ctx.reject([]);
+      this.refuse(code, message, 'upstream_error', DISCONNECT.BY_APPLICATION, 'protocol', 's2c');
+    };
+    conn.on('error', (err: Error & { level?: string }) => {
+      if (hostKeyRefused) return fail('GW_ERR_SSH_HOST_KEY_MISMATCH', `target "${t.id}" presented a host key that is not pinned`);
+      // The target's own words go to the operator log only; the client gets the code.
+      o.logger.warn({ session_id: this.id, target_id: t.id, level: err.level, err: err.message }, 'ssh target connection failed');
+      if (err.level === 'client-authentication') return fail('GW_ERR_UPSTREAM_AUTH', `could not log in to target "${t.id}"`);
+      fail('GW_ERR_UPSTREAM_CONNECT', `could not reach target "${t.id}"`);
+    });
+    conn.on('close', () => {
+      if (this.state === SshState.Connecting) fail('GW_ERR_UPSTREAM_CONNECT', `target "${t.id}" closed the connection`);
+      else if (this.state === SshState.Open) this.end('target_closed', 'target closed the connection');
+    });
+    conn.on('ready', () => {
+      if (this.state !== SshState.Connecting) return void conn.end();
+      ctx.accept();
+    });
+    void (async () => {
+      try {
+        const key = t.private_key ? (await resolveSecret(t.private_key, o.env)).reveal() : undefined;
+        const passphrase = t.passphrase ? (await resolveSecret(t.passphrase, o.env)).reveal() : undefined;
+        const password = t.password ? (await resolveSecret(t.password, o.env)).reveal() : undefined;
+        if (this.state !== SshState.Connecting) return;
+        conn.connect({
+          host: t.host,
+          port: t.port,
+          username: t.user,
+          ...(key ? { privateKey: key } : {}),
+          ...(passphrase ? { passphrase } : {}),
+          ...(password ? { password } : {}),
+          readyTimeout: o.listener.upstream_connect_timeout_ms,
+          algorithms: { serverHostKey: hostKeyAlgorithms(t.pinned) as never },
+          hostVerifier: (blob: Buffer) => {
+            const ok = isPinned(t.pinned, blob);
+            if (!ok) hostKeyRefused = true;
+            return ok;
+          },
+        });
+      } catch (err) {
+        // SecretRef errors name the ref, never a value.
+        fail('GW_ERR_SECRET_UNRESOLVED', `credentials of target "${t.id}" are unavailable`);
+        o.logger.error({ session_id: this.id, target_id: t.id, err: (err as Error).message }, 'ssh target credentials unavailable');
+      }
+    })();
+  }
+
+  private onReady(): void {
+    if (this.state !== SshState.Connecting) return;
+    const refusal = this.proxy.auditRefusal();
+    if (refusal) return this.refuse('GW_ERR_AUDIT_UNAVAILABLE', refusal, 'refused', DISCONNECT.SERVICE_NOT_AVAILABLE);
+    this.state = SshState.Open;
+    this.started = true;
+    clearTimeout(this.authTimer);
+    this.proxy.metrics.sessions_started_total++;
+    this.event({ type: 'session.started', version: 1, ...this.identityFields(), tls: true, upstream_tls: true, ...(this.info.header?.versions?.software ? { client_app: String(this.info.header.versions.software).slice(0, 200) } : {}) });
+    this.options.logger.info({ session_id: this.id, sub: this.identity?.sub, target_id: this.target.id }, 'ssh session started');
+    this.client.on('session', (accept, reject) => {
+      if (!this.channelSlot('session')) return reject();
+      const ch = new SessionChannel(this, this.nextChannel++, accept());
+      this.channels.add(ch);
+    });
+    this.client.on('tcpip', (accept, reject, info) => this.onDirectTcpip(accept, reject, info));
+    this.client.on('openssh.streamlocal', (_accept, reject, info) => {
+      reject();
+      this.event({ type: 'ssh.channel', version: 1, action: 'refused', kind: 'direct-streamlocal@openssh.com', host: String(info.socketPath).slice(0, 1024), code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason: 'stream-local forwarding is not supported by the gateway' });
+    });
+    this.client.on('request', (_accept, reject, name, info) => {
+      reject?.();
+      const i = info as { bindAddr?: string; bindPort?: number; socketPath?: string } | undefined;
+      const verdict = judgeChannel(this.policy(), this.identityForPolicy(), this.target.id, commandContext('tcpip-forward', ''), true);
+      const reason = verdict.allowed ? 'remote forwarding is allowed by policy but not supported by the gateway yet' : verdict.message;
+      this.event({ type: 'ssh.channel', version: 1, action: 'refused', kind: String(name).slice(0, 128), ...(i?.bindAddr !== undefined ? { host: String(i.bindAddr).slice(0, 1024) } : {}), ...(typeof i?.bindPort === 'number' ? { port: i.bindPort } : {}), code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason, rule_id: verdict.rule_id });
+    });
+  }
+
+  /** Count live channels; refuse (with an event) past max_channels_per_session. */
+  private channelSlot(kind: string): boolean {
+    if (this.channels.size < this.options.listener.max_channels_per_session) return true;
+    this.proxy.metrics.channels_refused_total++;
+    this.event({ type: 'ssh.channel', version: 1, action: 'refused', kind, code: 'GW_ERR_SSH_CHANNEL_LIMIT', reason: `the connection already holds ${this.options.listener.max_channels_per_session} channels` });
+    return false;
+  }
+
+  private onDirectTcpip(accept: () => import('ssh2').ServerChannel, reject: () => void, info: TcpipRequestInfo): void {
+    const where = { host: String(info.destIP).slice(0, 1024), port: info.destPort };
+    const verdict = judgeChannel(this.policy(), this.identityForPolicy(), this.target.id, commandContext('direct-tcpip', `${info.destIP}:${info.destPort}`), true);
+    if (!verdict.allowed) {
+      reject();
+      this.event({ type: 'ssh.channel', version: 1, action: 'refused', kind: 'direct-tcpip', ...where, code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason: verdict.message, rule_id: verdict.rule_id });
+      return;
+    }
+    if (!this.channelSlot('direct-tcpip')) return reject();
+    const n = this.nextChannel++;
+    this.upstream!.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
+      if (err || this.state !== SshState.Open) {
+        reject();
+        this.event({ type: 'ssh.channel', version: 1, channel: n, action: 'refused', kind: 'direct-tcpip', ...where, code: 'GW_ERR_SSH_CHANNEL_FAILED', reason: 'the target refused the forwarding' });
+        return;
+      }
+      const down = accept();
+      this.event({ type: 'ssh.channel', version: 1, channel: n, action: 'open', kind: 'direct-tcpip', ...where, rule_id: verdict.rule_id });
+      const type = `SSH_MSG_CHANNEL_DATA/${n}`;
+      down.on('error', () => {});
+      up.on('error', () => {});
+      down.on('data', (d: Buffer) => {
+        this.recorder.frame('c2s', type, d);
+        if (!up.write(d)) {
+          down.pause();
+          up.once('drain', () => down.resume());
+        }
+      });
+      up.on('data', (d: Buffer) => {
+        this.recorder.frame('s2c', type, d);
+        if (!down.write(d)) {
+          up.pause();
+          down.once('drain', () => up.resume());
+        }
+      });
+      down.on('end', () => up.end());
+      up.on('end', () => down.end());
+      up.on('close', () => {
+        down.close();
+        this.event({ type: 'ssh.channel', version: 1, channel: n, action: 'closed', kind: 'direct-tcpip' });
+      });
+      down.on('close', () => up.close());
+    });
+  }
+
+  /** CHANNEL_CLOSE for a session channel that never ran anything (ssh2's Session has no close()). */
+  closeUnstarted(raw: import('ssh2').Session): void {
+    const c = this.client as unknown as { _protocol?: { channelClose(id: number): void } };
+    const info = (raw as unknown as { _chanInfo?: { outgoing: { id: number; state: string } } })._chanInfo;
+    if (!c._protocol || !info || info.outgoing.state !== 'open') return;
+    info.outgoing.state = 'closing';
+    try {
+      c._protocol.channelClose(info.outgoing.id);
+    } catch {
+      /* connection already gone */
+    }
+  }
+
+  channelClosed(ch: SessionChannel): void {
+    this.channels.delete(ch);
+  }
+
+  // ---- ending --------------------------------------------------------------------------------
+
+  /** Record the refusal, tell the client with a DISCONNECT reason code, end. */
+  refuse(code: GatewayErrorCode, message: string, reason: EndReason, disconnect: number, kind: 'auth' | 'protocol' = 'protocol', direction: 'c2s' | 's2c' = 'c2s'): void {
+    if (this.state === SshState.Closed) return;
+    if (kind === 'auth') {
+      this.proxy.metrics.auth_failures_total++;
+      this.event({ type: 'auth.failed', version: 1, ...this.identityFields(), code, reason: message, ...(this.claimedUser !== undefined ? { claimed_user: this.claimedUser } : {}) });
+    } else {
+      this.proxy.metrics.refused_total++;
+      this.event({ type: 'protocol.refused', version: 1, ...this.identityFields(), code, reason: message, direction });
+    }
+    this.options.logger.info({ session_id: this.id, code, client_addr: this.clientAddr }, 'ssh session refused');
+    disconnect_(this.client, disconnect);
+    this.end(reason, `${code}: ${message}`);
+  }
+
+  shutdown(): void {
+    if (this.state === SshState.Closed) return;
+    this.event({ type: 'protocol.refused', version: 1, ...this.identityFields(), code: 'GW_ERR_SHUTDOWN', reason: 'the gateway is shutting down', direction: 's2c' });
+    disconnect_(this.client, DISCONNECT.BY_APPLICATION);
+    this.end('gateway_shutdown', 'GW_ERR_SHUTDOWN: the gateway is shutting down');
+  }
+
+  auditUnavailable(): void {
+    this.refuse('GW_ERR_AUDIT_UNAVAILABLE', 'audit log unavailable', 'refused', DISCONNECT.SERVICE_NOT_AVAILABLE);
+  }
+
+  setSinkPressure(on: boolean): void {
+    // Stop reading both sockets while the event log is behind (audit data is never dropped): SSH
+    // flow control then holds both peers back through their channel windows.
+    for (const peer of [this.client, this.upstream]) {
+      const sock = (peer as unknown as { _sock?: import('node:net').Socket } | undefined)?._sock;
+      if (!sock) continue;
+      if (on) sock.pause();
+      else sock.resume();
+    }
+  }
+
+  end(reason: EndReason, detail: string): void {
+    if (this.state === SshState.Closed) return;
+    for (const ch of [...this.channels]) ch.close('session');
+    this.state = SshState.Closed;
+    clearTimeout(this.authTimer);
+    const c = this.recorder.counts;
+    this.proxy.metrics.bytes_c2s_total += c.bytes_c2s;
+    this.proxy.metrics.bytes_s2c_total += c.bytes_s2c;
+    try {
+      this.recorder.event({
+        type: 'session.ended',
+        version: 1,
+        ...this.identityFields(),
+        reason: this.started || reason !== 'client_closed' ? reason : 'client_closed',
+        detail,
+        duration_us: Math.max(0, Math.round((performance.now() - this.startedAt) * 1000)),
+        ...c,
+      });
+    } catch (err) {
+      this.options.logger.error({ session_id: this.id, err: (err as Error).message }, 'could not record session.ended');
+    }
+    this.upstream?.end();
+    try {
+      this.client.end();
+    } catch {
+      /* already gone */
+    }
+    setTimeout(() => (this.client as unknown as { _sock?: { destroy(): void } })._sock?.destroy(), 1000).unref();
+    this.proxy.sessions.delete(this);
+    this.options.logger.info({ session_id: this.id, reason, ...c }, 'ssh session ended');
+    this.resolveClosed();
+  }
+}
+
+/**
+ * SSH_MSG_DISCONNECT with a specific reason code. ssh2's public `end()` always says BY_APPLICATION;
+ * its protocol object sends any RFC 4253 reason, so we reach for it (one place, guarded).
+ */
+function disconnect_(client: Connection, reason: number): void {
+  const c = client as unknown as { _protocol?: { disconnect(r: number): void }; _sock?: { writable?: boolean; end(): void } };
+  try {
+    if (c._protocol && c._sock?.writable) {
+      c._protocol.disconnect(reason);
+      c._sock.end();
+      return;
+    }
+  } catch {
+    /* fall through */
+  }
+  try {
+    client.end();
+  } catch {
+    /* already gone */
+  }
+}
+
+export { OPEN_FAILURE };
