@@ -85,3 +85,14 @@ test('reads include WHERE; written holds what INSERT…SELECT, UPDATE SET, CTAS 
   assert.ok(!lineageOf(parse("UPDATE customers SET name = 'x' WHERE ssn = '1'"), catalog).written.sources.has(SSN));
   assert.ok(lineageOf(parse('WITH m AS (INSERT INTO orders (id) SELECT ssn::int FROM customers RETURNING id) SELECT 1'), catalog).written.sources.has(SSN));
 });
+
+test('storing a value back into the column it came from is not a copy; into any other column it is', () => {
+  for (const sql of ["UPDATE customers SET ssn = ssn || 'x'", 'UPDATE customers c SET ssn = upper(c.ssn)', "UPDATE public.customers SET ssn = replace(ssn, '-', '')"]) {
+    const l = lineageOf(parse(sql), catalog);
+    assert.ok(!l.written.sources.has(SSN), sql);
+    assert.ok(l.reads.sources.has(SSN), `${sql}: still a read of the masked column (errors are scrubbed)`);
+  }
+  for (const sql of ['UPDATE customers SET name = ssn, ssn = ssn', 'UPDATE customers SET ssn = ssn, name = ssn || name']) {
+    assert.ok(lineageOf(parse(sql), catalog).written.sources.has(SSN), sql);
+  }
+});

@@ -168,7 +168,23 @@ export class LineageBuilder {
       case 'UpdateStmt': {
         this.withClause(body.withClause, root, 0);
         const scope = this.fromScope(root, [rangeVar(body.relation), ...list(body.fromClause)], 0);
-        for (const t of list(body.targetList)) this.written.add(this.expr((nodeOf(t)?.[1] as Obj)?.val, scope, 0));
+        const rel = body.relation as Obj | undefined;
+        const qualifier = ((rel?.alias as Obj | undefined)?.aliasname ?? rel?.relname) as string | undefined;
+        for (const t of list(body.targetList)) {
+          const target = nodeOf(t)?.[1] as Obj | undefined;
+          const value = this.expr(target?.val, scope, 0);
+          // `SET col = col + 1`: a value derived only from the column it is stored back into is not a
+          // copy (whoever may read the destination may read the source: it is the same column), so it
+          // is read, not written elsewhere. Anything else derived from a masked column is a copy.
+          if (qualifier !== undefined && typeof target?.name === 'string' && target.indirection === undefined && value.sources.size > 0 && !value.opaque) {
+            const dest = this.expr({ ColumnRef: { fields: [{ String: { sval: qualifier } }, { String: { sval: target.name } }] } }, scope, 0);
+            if (!dest.opaque && [...value.sources].every((src) => dest.sources.has(src))) {
+              this.reads.add(value);
+              continue;
+            }
+          }
+          this.written.add(value);
+        }
         this.reads.add(this.expr(body.whereClause, scope, 0));
         return finish(this.returning(body, root, scope));
       }
