@@ -194,6 +194,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       logger,
       env,
       ...(policyHandle ? { policy: { current: () => policyHandle!.current() } } : {}),
+      ...(options.approvals ? { approvals: options.approvals } : {}),
     });
   }
   const onPressure = (on: boolean): void => {

@@ -17,7 +17,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import { randomUUID } from 'node:crypto';
-import { nowUs, type EndReason } from '@vigil/schemas';
+import type { EndReason } from '@vigil/schemas';
 import type { VerifiedIdentity } from '@vigil/identity/types';
 import { SessionRecorder } from '../../recorder/recorder.ts';
 import { GATEWAY_ERRORS, isGatewayError, type GatewayErrorCode } from '../../errors.ts';
@@ -29,7 +29,7 @@ import { PgEvent, PgState, canTransition, inStartupPhase, transition } from './s
 import { UpstreamAuth, type UpstreamAuthStep } from './upstream-auth.ts';
 import { evaluate, type CompiledPolicy, type LimitValue, type SessionLimits } from '../../policy/index.ts';
 import { PgEnforcer, type ApprovalAnswer, type ApprovalAsk, type BlockReport } from './enforce.ts';
-import type { Hold, HoldResult } from '../../approvals/broker.ts';
+import { SessionHolds, notApprovedMessage } from '../../approvals/session-hold.ts';
 import { PgMaskStream, type MaskReport } from './mask-stream.ts';
 import { dial, sendCancel, type DialTarget } from './upstream.ts';
 import type { SessionStarted } from '@vigil/schemas';
@@ -103,8 +103,8 @@ export class PgSession {
   private limits: SessionLimits = {};
   private rowsReturned = 0;
   private durationTimer: NodeJS.Timeout | undefined;
-  /** The statement waiting for approval, if any (one at a time: the client is paused meanwhile). */
-  private waiting: { hold: Hold; ask: ApprovalAsk; recorded: boolean } | undefined;
+  /** Approval waits of this session (one at a time: the client is paused meanwhile). */
+  private holds: SessionHolds | undefined;
   /** Inline masking (mask-stream.ts); with a policy file only. */
   private masker: PgMaskStream | undefined;
 
@@ -243,7 +243,7 @@ export class PgSession {
     this.state = canTransition(this.state, PgEvent.Close) ? transition(this.state, PgEvent.Close) : PgState.Closed;
     clearTimeout(this.authTimer);
     if (this.cancelPid !== undefined) this.proxy.cancels.release(this.cancelPid);
-    if (this.waiting !== undefined) this.settleHold('closed');
+    this.holds?.settle('closed');
     clearTimeout(this.durationTimer);
     const c = this.recorder.counts;
     this.proxy.metrics.bytes_c2s_total += c.bytes_c2s;
@@ -583,7 +583,7 @@ export class PgSession {
       targetId: t.id,
       upstreamPid: upstreamKey.readUInt32BE(5),
       upstreamSecret: Buffer.from(upstreamKey.subarray(9)),
-      interrupt: () => this.waiting !== undefined && (this.settleHold('cancelled'), true),
+      interrupt: () => this.holds?.settle('cancelled') ?? false,
     });
     this.cancelPid = issued.pid;
     return codec.backendKeyData(issued.pid, issued.secret);
@@ -698,69 +698,24 @@ export class PgSession {
     this.write('upstream', this.masker ? this.masker.fromClient(type, message, out) : out);
   }
 
-  /** enforce.ts asks: record the request, hold, tell the client, wait, record the outcome. */
+  /** enforce.ts asks: record the request, hold, tell the client, wait, record the outcome (approvals/session-hold.ts). */
   private readonly requestApproval = async (ask: ApprovalAsk): Promise<ApprovalAnswer> => {
-    const service = this.proxy.options.approvals!;
-    const approval_id = randomUUID();
-    const { approver_groups, min_approvers, allow_self_approval, timeout_s } = ask.approval;
-    const expires_at = nowUs() + timeout_s * 1_000_000;
-    const requested = this.recorder.event({
-      type: 'approval.requested',
-      version: 1,
-      ...this.identityFields(),
-      approval_id,
-      rule_id: ask.rule_id,
-      approver_groups: [...approver_groups],
-      min_approvers,
-      allow_self_approval,
-      expires_at,
-      protocol_kind: ask.protocol_kind,
-      ...(ask.statement_name !== undefined ? { statement_name: ask.statement_name } : {}),
-      statement: ask.statement,
-      features: [...ask.features],
-      relations: [...ask.relations],
+    this.holds ??= new SessionHolds({
+      service: this.proxy.options.approvals!,
+      sessionId: this.id,
+      requester: this.identity!.sub,
+      fields: () => this.identityFields(),
+      record: (input) => this.recorder.event(input),
+      logger: this.proxy.options.logger,
     });
-    const hold = service.hold({
-      approval_id,
-      session_id: this.id,
-      terms: { requester: this.identity!.sub, approver_groups, min_approvers, allow_self_approval, expires_at },
-      requested: requested.bytes,
+    const r = await this.holds.wait(ask, (id, timeout_s) => {
+      this.proxy.metrics.approvals_held_total++;
+      this.notify(`Vigil: this statement needs approval under policy rule "${ask.rule_id}" (approval ${id}); waiting up to ${timeout_s} s for a decision`);
     });
-    this.waiting = { hold, ask, recorded: false };
-    this.proxy.metrics.approvals_held_total++;
-    this.notify(`Vigil: this statement needs approval under policy rule "${ask.rule_id}" (approval ${approval_id}); waiting up to ${timeout_s} s for a decision`);
-    const result = await hold.done;
-    this.recordResolution(result);
-    return answerFor(result, ask, approval_id);
+    if (r.outcome === 'approved') return { approved: true };
+    const sqlstate = r.outcome === 'cancelled' ? '57014' : r.outcome === 'closed' ? '57P01' : '42501';
+    return { approved: false, sqlstate, message: notApprovedMessage(r, ask, r.approval_id) };
   };
-
-  /** Record `approval.resolved` once (from the wait's end, or synchronously from end()/cancel). */
-  private recordResolution(result: HoldResult): void {
-    const w = this.waiting;
-    if (w === undefined || w.recorded) return;
-    w.recorded = true;
-    this.waiting = undefined;
-    const resolved = this.recorder.event({
-      type: 'approval.resolved',
-      version: 1,
-      ...this.identityFields(),
-      approval_id: w.hold.approval_id,
-      outcome: result.outcome,
-      decisions: [...result.decisions],
-      waited_us: result.waited_us,
-    });
-    this.proxy.options.approvals?.mirror(w.hold.approval_id, resolved.bytes, 'approval.resolved');
-    this.proxy.options.logger.info({ session_id: this.id, approval_id: w.hold.approval_id, outcome: result.outcome, rule_id: w.ask.rule_id }, 'approval resolved');
-  }
-
-  /** End the wait now (client cancel, session end): recorded synchronously, before anything else. */
-  private settleHold(outcome: 'cancelled' | 'closed'): void {
-    const w = this.waiting;
-    if (w === undefined) return;
-    w.hold.cancel(outcome);
-    // hold.done resolves on a later tick; the chain must have the outcome before session.ended.
-    this.recordResolution({ outcome, decisions: [], waited_us: 0 });
-  }
 
   /**
    * Session limits: the policy is evaluated once without a statement (rules matching identity,
@@ -828,27 +783,5 @@ export class PgSession {
       return this.refuse(err.code, err.message, 'protocol_error');
     }
     this.write('upstream', chunk);
-  }
-}
-
-/** What the client is told when its held statement was not approved. */
-function answerFor(r: HoldResult, ask: ApprovalAsk, approval_id: string): ApprovalAnswer {
-  const rule = `policy rule "${ask.rule_id}"`;
-  switch (r.outcome) {
-    case 'approved':
-      return { approved: true };
-    case 'denied': {
-      const d = r.decisions.findLast((x) => x.decision === 'deny');
-      const by = d ? ` by ${clip(d.sub)}: ${clip(d.reason)}` : '';
-      return { approved: false, sqlstate: '42501', message: `statement denied under ${rule} (approval ${approval_id})${by}` };
-    }
-    case 'expired':
-      return { approved: false, sqlstate: '42501', message: `no approval decision within ${ask.approval.timeout_s} s under ${rule} (approval ${approval_id}): the statement was not run` };
-    case 'cancelled':
-      return { approved: false, sqlstate: '57014', message: 'canceling statement due to user request' };
-    case 'unavailable':
-      return { approved: false, sqlstate: '42501', message: `approval could not be requested (event log unavailable) under ${rule}: the statement was not run` };
-    case 'closed':
-      return { approved: false, sqlstate: '57P01', message: 'terminating connection: the gateway is shutting down' };
   }
 }

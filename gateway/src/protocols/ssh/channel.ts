@@ -13,6 +13,8 @@ import type { ClientChannel, PseudoTtyInfo, ServerChannel, Session as ServerSess
 import type { SshRequest } from '@vigil/schemas';
 import type { SshChannelKind } from '../../policy/schema.ts';
 import { commandContext, judgeChannel, judgeCommand } from './commands.ts';
+import { SessionHolds, notApprovedMessage } from '../../approvals/session-hold.ts';
+import type { ApprovalAction } from '../../policy/schema.ts';
 import { LineEditor } from './line-editor.ts';
 import { SftpObserver, type FileOp } from './sftp.ts';
 import { ScpObserver, scpMode } from './scp.ts';
@@ -52,6 +54,11 @@ export class SessionChannel {
   private resizeTimer: NodeJS.Timeout | undefined;
   private readonly dataType: string;
   private readonly errType: string;
+  /** Approval waits of this channel (one at a time): an exec before it starts, or a shell line's Enter. */
+  private holds: SessionHolds | undefined;
+  /** Shell input that arrived while a line waits for approval (processed, in order, after it). */
+  private pendingInput: Buffer[] = [];
+  private lineWaiting = false;
 
   constructor(
     private readonly session: SshSession,
@@ -166,7 +173,11 @@ export class SessionChannel {
       const ctx = commandContext(kind, what === 'exec' ? arg : what === 'subsystem' ? arg : '');
       if (what === 'exec') {
         const verdict = judgeCommand(policy, s.identityForPolicy(), s.target.id, ctx);
-        if (verdict.decision.action !== 'allow') return this.blockExec(accept, arg, verdict.message, verdict.decision.rule_id, verdict.decision.action, verdict.decision.reason, fields);
+        const d = verdict.decision;
+        if (d.action === 'require_approval' && d.approval !== undefined && (this.holds ??= s.holds()) !== undefined) {
+          return void this.holdExec(accept, reject, arg, d.rule_id ?? '(default)', d.approval, fields);
+        }
+        if (d.action !== 'allow') return this.blockExec(accept, arg, verdict.message, d.rule_id, d.action, d.reason, fields);
       } else {
         const verdict = judgeChannel(policy, s.identityForPolicy(), s.target.id, ctx, false);
         if (!verdict.allowed) {
@@ -176,6 +187,12 @@ export class SessionChannel {
       }
     }
 
+    this.open(what, kind, arg, accept, reject, fields, !!policy);
+  }
+
+  /** Open the twin channel on the target and wire both (after the policy allowed it, or approvers did). */
+  private open(what: 'shell' | 'exec' | 'subsystem', kind: SshChannelKind, arg: string, accept: () => ServerChannel, reject: (() => void) | undefined, fields: RequestFields, policed: boolean): void {
+    const s = this.session;
     const conn = s.upstreamConnection();
     const env = this.envCount > 0 ? { ...this.env } : undefined;
     const pty = this.pty ? { term: this.pty.term, rows: this.pty.rows, cols: this.pty.cols, width: this.pty.width, height: this.pty.height, modes: this.pty.modes } : undefined;
@@ -193,7 +210,7 @@ export class SessionChannel {
       const client = accept();
       this.client = client;
       this.request('c2s', what, true, fields);
-      if (kind === 'shell' && policy) this.editor = new LineEditor();
+      if (kind === 'shell' && policed) this.editor = new LineEditor();
       if (kind === 'sftp') this.sftp = new SftpObserver((op) => this.fileOp('sftp', op));
       if (kind === 'scp') this.scp = new ScpObserver(scpMode(arg)!, arg, (op) => this.fileOp('scp', op));
       this.wire(client, up);
@@ -206,6 +223,39 @@ export class SessionChannel {
     } catch (err) {
       opened(err as Error, undefined as unknown as ClientChannel);
     }
+  }
+
+  /**
+   * An exec that needs approval: the client's channel opens at once and is told on stderr that the
+   * command waits (with the approval id); approved → the command starts on the target; otherwise
+   * the reason goes to stderr and the channel exits 126, as for a block. Nothing reaches the target
+   * while it waits.
+   */
+  private async holdExec(accept: () => ServerChannel, reject: (() => void) | undefined, command: string, rule_id: string, approval: ApprovalAction, fields: RequestFields): Promise<void> {
+    const s = this.session;
+    const client = accept();
+    this.client = client;
+    client.on('error', () => {});
+    const ask = { rule_id, approval, protocol_kind: 'command' as const, statement: command, features: [], relations: [] };
+    const r = await this.holds!.wait(ask, (id, timeout_s) =>
+      this.notice(`vigil: this command needs approval under policy rule "${rule_id}" (approval ${id}); waiting up to ${timeout_s} s for a decision\r\n`, true),
+    );
+    if (this.closed) return;
+    if (r.outcome === 'approved') return this.open('exec', 'exec', command, () => client, reject, fields, true);
+    const message = notApprovedMessage(r, ask, r.approval_id, 'command');
+    this.request('c2s', 'exec', false, { ...fields, code: 'GW_ERR_APPROVAL_DENIED', reason: message, rule_id });
+    this.notice(`vigil: ${message}\r\n`, true);
+    this.request('s2c', 'exit-status', true, { exit_status: BLOCKED_EXIT_STATUS });
+    client.exit(BLOCKED_EXIT_STATUS);
+    client.end();
+  }
+
+  /** Text the gateway itself writes to the client (recorded as a VIGIL_NOTICE frame). */
+  private notice(text: string, stderr = false): void {
+    const b = Buffer.from(text);
+    this.session.recorder.frame('s2c', `VIGIL_NOTICE/${this.n}`, b);
+    if (stderr) this.client?.stderr.write(b);
+    else this.client?.write(b);
   }
 
   /** An exec the policy refused: the channel opens, says why on stderr, and exits 126. */
@@ -278,28 +328,57 @@ export class SessionChannel {
 
   /** Shell input with a policy: forward up to each Enter, judge the line, pass or withhold the Enter. */
   private forwardEdited(d: Buffer, up: ClientChannel): void {
+    if (this.lineWaiting) {
+      this.pendingInput.push(d); // typed while a line waits: judged after it, in order
+      return;
+    }
+    this.forwardLines(d, this.editor!.push(d), 0, 0, up);
+  }
+
+  /** Lines `from…` of chunk `d` (bytes before `pos` already handled); stops at a line that waits for approval. */
+  private forwardLines(d: Buffer, lines: ReturnType<LineEditor['push']>, from: number, pos: number, up: ClientChannel): void {
     const s = this.session;
-    const lines = this.editor!.push(d);
-    let pos = 0;
     let ok = true;
-    for (const ev of lines) {
+    for (let i = from; i < lines.length; i++) {
+      const ev = lines[i]!;
       if (ev.line.trim() === '') continue;
       const verdict = judgeCommand(s.policy()!, s.identityForPolicy(), s.target.id, commandContext('shell', ev.line));
-      if (verdict.decision.action === 'allow') continue;
+      const dec = verdict.decision;
+      if (dec.action === 'allow') continue;
       if (ev.enter > pos) ok = up.write(d.subarray(pos, ev.enter)) && ok;
+      if (dec.action === 'require_approval' && dec.approval !== undefined && (this.holds ??= s.holds()) !== undefined) {
+        // The Enter waits; so does everything typed after it.
+        this.lineWaiting = true;
+        this.client?.pause();
+        const ask = { rule_id: dec.rule_id ?? '(default)', approval: dec.approval, protocol_kind: 'command' as const, statement: ev.line, features: [], relations: [] };
+        void this.holds
+          .wait(ask, (id, timeout_s) => this.notice(`\r\nvigil: this command needs approval under policy rule "${ask.rule_id}" (approval ${id}); waiting up to ${timeout_s} s for a decision\r\n`))
+          .then((r) => {
+            if (this.closed) return;
+            if (r.outcome === 'approved') up.write(d.subarray(ev.enter, ev.end));
+            else this.dropLine(notApprovedMessage(r, ask, r.approval_id, 'command'), up);
+            this.lineWaiting = false;
+            this.client?.resume();
+            this.forwardLines(d, lines, i + 1, ev.end, up);
+            while (!this.lineWaiting && this.pendingInput.length > 0) this.forwardEdited(this.pendingInput.shift()!, up);
+          });
+        return;
+      }
       pos = ev.end;
-      // The Enter never reaches the target. Ctrl-C makes a readline shell drop the typed line and
-      // print a fresh prompt; the notice tells the user why.
-      s.blocked({ channel: this.n, protocol_kind: 'ssh_shell', statement: ev.line, message: verdict.message, rule_id: verdict.decision.rule_id, action: verdict.decision.action, reason: verdict.decision.reason });
-      const notice = Buffer.from(`\r\nvigil: ${verdict.message}\r\n`);
-      s.recorder.frame('s2c', `VIGIL_NOTICE/${this.n}`, notice);
-      this.client?.write(notice);
-      const inject = Buffer.from([0x03]);
-      s.recorder.frame('c2s', `VIGIL_INJECT/${this.n}`, inject);
-      ok = up.write(inject) && ok;
+      // The Enter never reaches the target.
+      s.blocked({ channel: this.n, protocol_kind: 'ssh_shell', statement: ev.line, message: verdict.message, rule_id: dec.rule_id, action: dec.action, reason: dec.reason });
+      ok = this.dropLine(verdict.message, up) && ok;
     }
     if (pos < d.length) ok = up.write(pos === 0 ? d : d.subarray(pos)) && ok;
     if (!ok && this.client) this.hold(this.client, up);
+  }
+
+  /** A line that does not run: Ctrl-C makes a readline shell drop it and print a fresh prompt; the notice says why. */
+  private dropLine(message: string, up: ClientChannel): boolean {
+    this.notice(`\r\nvigil: ${message}\r\n`);
+    const inject = Buffer.from([0x03]);
+    this.session.recorder.frame('c2s', `VIGIL_INJECT/${this.n}`, inject);
+    return up.write(inject);
   }
 
   private fileOp(protocol: 'sftp' | 'scp', op: FileOp): void {
@@ -311,6 +390,7 @@ export class SessionChannel {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.resizeTimer);
+    this.holds?.settle('closed');
     this.sftp?.finish();
     const client = this.client;
     const exit = this.exitArgs;

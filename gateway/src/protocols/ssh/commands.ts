@@ -59,8 +59,9 @@ export interface CommandVerdict {
 }
 
 /**
- * The decision for one command. `require_approval` is enforced as a block until SSH approvals
- * exist (the lead's approvals work); the message says so.
+ * The decision for one command. `message` is what the user is shown when it does not run; for
+ * `require_approval` it is used only where the gateway cannot hold the command (no approval service
+ * configured): channel.ts holds it otherwise (approvals/session-hold.ts).
  */
 export function judgeCommand(policy: CompiledPolicy, identity: Identity, target_id: string, ctx: CommandContext, now = new Date()): CommandVerdict {
   const decision = evaluate(policy, { identity, target_id, now, command: ctx });
@@ -69,7 +70,7 @@ export function judgeCommand(policy: CompiledPolicy, identity: Identity, target_
     const m = decision.block?.message ?? 'blocked by policy';
     message = m.startsWith('statement blocked') ? m.replace(/^statement blocked/, 'command blocked') : `command blocked: ${m}`;
   } else if (decision.action === 'require_approval') {
-    message = `command requires approval by policy rule "${decision.rule_id}"; approvals are not yet available for SSH, so it is refused`;
+    message = `command requires approval by policy rule "${decision.rule_id}", and this gateway cannot hold it for approval (no approval service): it is refused`;
   }
   return { decision, message };
 }

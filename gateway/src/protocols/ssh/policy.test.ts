@@ -1,7 +1,8 @@
 /**
  * Command policy through the SSH gateway against a real sshd: exec commands (exact), interactive
  * lines (typed with backspace, Ctrl-U, Ctrl-W, pasted with bracketed paste; ssh2 and the real
- * OpenSSH client under tmux), require_approval (refused until SSH approvals exist), forwarding
+ * OpenSSH client under tmux), require_approval without an approval service (refused; with one:
+ * approval.test.ts), forwarding
  * refused by default and allowed by a rule, SFTP recorded when allowed and refused by policy.
  */
 import { test, before, after } from 'node:test';
@@ -86,11 +87,11 @@ test('exec: a blocked command never runs; the client gets the reason on stderr a
   assert.equal(ev[0]!.target_id, 'web-1');
 });
 
-test('exec: require_approval is refused for now, and says so', async () => {
+test('exec: require_approval without an approval service is refused, and says so', async () => {
   const c = await connectClient(h, { sub: 'approver-less' });
   const r = await execCollect(c, 'shutdown -h now');
   assert.equal(r.code, 126);
-  assert.match(r.stderr.toString(), /requires approval by policy rule "shutdown-needs-approval"; approvals are not yet available for SSH/);
+  assert.match(r.stderr.toString(), /requires approval by policy rule "shutdown-needs-approval", and this gateway cannot hold it for approval/);
   c.end();
   await until(() => blocked().some((e) => e.sub === 'approver-less' && e.action === 'require_approval'), 'policy.blocked require_approval');
 });

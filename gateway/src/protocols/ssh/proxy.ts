@@ -3,6 +3,7 @@
  * connection. Process-wide concerns live here: session limit, EventSink pressure and failure
  * fan-out, metrics, shutdown. The only file of this protocol that owns a listening socket.
  */
+import type { ApprovalService } from '../../approvals/broker.ts';
 import net from 'node:net';
 import ssh2 from 'ssh2';
 import type { TokenVerifier } from '@vigil/identity/types';
@@ -32,6 +33,8 @@ export interface SshProxyOptions {
   env: NodeJS.ProcessEnv;
   /** Inline command policy (gateway.policy_file); undefined: no policy. */
   policy?: { current(): CompiledPolicy };
+  /** Just-in-time approval of commands (approvals/broker.ts); undefined: require_approval is refused. */
+  approvals?: ApprovalService;
 }
 
 export interface SshMetrics {

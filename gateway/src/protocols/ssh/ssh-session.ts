@@ -13,6 +13,7 @@
  * protocol-correct answer (USERAUTH_FAILURE, DISCONNECT with a reason code, CHANNEL_OPEN_FAILURE,
  * CHANNEL_FAILURE). Secrets (token, target key or password) are never put in an event or a log line.
  */
+import { SessionHolds } from '../../approvals/session-hold.ts';
 import { randomUUID } from 'node:crypto';
 import ssh2, { type AuthContext, type ClientInfo, type Connection, type TcpipRequestInfo } from 'ssh2';
 import type { ChainInput, EndReason } from '@vigil/schemas';
@@ -114,6 +115,20 @@ export class SshSession {
 
   policy(): CompiledPolicy | undefined {
     return this.proxy.options.policy?.current();
+  }
+
+  /** Approval waits of one channel, recorded in this session's chain (approvals/session-hold.ts). */
+  holds(): SessionHolds | undefined {
+    const service = this.proxy.options.approvals;
+    if (!service) return undefined;
+    return new SessionHolds({
+      service,
+      sessionId: this.id,
+      requester: this.identity!.sub,
+      fields: () => this.identityFields(),
+      record: (input) => this.recorder.event(input),
+      logger: this.proxy.options.logger,
+    });
   }
 
   identityForPolicy(): Identity {

@@ -4,6 +4,7 @@
  * test user (created with useradd when missing); the gateway in front of it; ssh2 clients; and the
  * real `ssh` client under tmux.
  */
+import type { ApprovalService } from '../../approvals/broker.ts';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -147,7 +148,7 @@ export interface SshHarness {
 }
 
 /** The gateway (PostgreSQL listener unused) with an SSH listener in front of `sshd`. */
-export async function startSshHarness(sshd: Sshd, overrides: { ssh?: Record<string, unknown>; targets?: Record<string, unknown>[]; policy_file?: string; env?: NodeJS.ProcessEnv; fail_closed?: boolean } = {}): Promise<SshHarness> {
+export async function startSshHarness(sshd: Sshd, overrides: { ssh?: Record<string, unknown>; targets?: Record<string, unknown>[]; policy_file?: string; env?: NodeJS.ProcessEnv; fail_closed?: boolean; approvals?: ApprovalService } = {}): Promise<SshHarness> {
   const producer = new MemoryProducer();
   const sink = new EventSink(producer, { topic: 'vigil.frames.v1', high_water_bytes: 64 * 1024 * 1024, low_water_bytes: 16 * 1024 * 1024, retry_backoff_ms: 10 });
   const issuer = await createIssuer();
@@ -168,6 +169,7 @@ export async function startSshHarness(sshd: Sshd, overrides: { ssh?: Record<stri
     sink,
     logger,
     env: overrides.env,
+    ...(overrides.approvals ? { approvals: overrides.approvals } : {}),
   });
   const decodeAll = (): ChainedEvent[] => producer.records.map((r) => decode(r.value));
   return {
