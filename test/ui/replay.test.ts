@@ -129,7 +129,9 @@ test('find the session by a statement it ran (server-side search), with its iden
   await page.getByRole('button', { name: 'Search' }).click();
   await page.waitForURL(new RegExp(`\\?q=${MARKER}`));
   const rows = page.locator('[data-testid=sessions] tbody tr');
-  await rows.first().waitFor();
+  // The unfiltered list may still be on screen for a moment after the URL changed: wait for the
+  // search's answer (one row) rather than counting whatever is there first.
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=sessions] tbody tr').length === 1, undefined, { timeout: 15_000 }).catch(() => {});
   assert.equal(await rows.count(), 1);
   const row = rows.first();
   assert.equal(await row.getAttribute('data-session-id'), sessionId);
