@@ -126,7 +126,12 @@ function isConstantToken(t: Token): boolean {
   return CONSTANT_TOKENS.has(t.tokenName) || PREFIXED_STRING.test(t.text);
 }
 
-export function maskStatementText(text: string, plan: MaskPlan, catalog: LiteralCatalog): StatementMask {
+export interface MaskStatementOptions {
+  /** Mask every constant with the strongest column rule, whatever it meets (ingest without a policy). */
+  everyConstant?: boolean;
+}
+
+export function maskStatementText(text: string, plan: MaskPlan, catalog: LiteralCatalog, options: MaskStatementOptions = {}): StatementMask {
   const params = new Map<number, MaskChoice>();
   const values: string[] = [];
   let literals = 0;
@@ -136,10 +141,12 @@ export function maskStatementText(text: string, plan: MaskPlan, catalog: Literal
     const edits: { start: number; end: number; with: string }[] = [];
     const tokens = scan(text);
     let stmts: Obj[] | undefined;
-    try {
-      stmts = (parseSync(text) as { stmts?: { stmt: Obj }[] }).stmts?.map((s) => s.stmt) ?? [];
-    } catch {
-      stmts = undefined;
+    if (!options.everyConstant) {
+      try {
+        stmts = (parseSync(text) as { stmts?: { stmt: Obj }[] }).stmts?.map((s) => s.stmt) ?? [];
+      } catch {
+        stmts = undefined;
+      }
     }
     const resolve = (lin: Lin): MaskChoice | undefined => {
       let best: MaskChoice | undefined;
