@@ -627,7 +627,9 @@ export class PgSession {
     });
     const policy = o.policy;
     if (policy) {
-      const onBlocked = (r: BlockReport): void => void this.recorder.event({ type: 'policy.blocked', version: 1, ...r });
+      // mask_before_log: the statement is recorded masked like the client's frames (mask-log.ts).
+      const onBlocked = (r: BlockReport): void =>
+        void this.recorder.event({ type: 'policy.blocked', version: 1, ...r, statement: this.masker ? this.masker.statementForLog(r.statement) : r.statement });
       const veto = (a: Parameters<PgMaskStream['writeVeto']>[0]): string | undefined => this.masker?.writeVeto(a);
       this.startLimits(policy.current());
       this.enforcer = new PgEnforcer({
@@ -656,7 +658,10 @@ export class PgSession {
    * (enforce.ts). While a statement waits for approval, later messages queue behind it.
    */
   private readonly forwardC2S = (type: number, message: Buffer): void => {
-    this.recordC2S(type, this.masker ? this.masker.forLog(type, message) : message);
+    const logged = this.masker ? this.masker.forLog(type, message) : message;
+    // mask_before_log may re-cut COPY data on line boundaries: then several records stand for one message.
+    if (Buffer.isBuffer(logged)) this.recordC2S(type, logged);
+    else for (const [t, b] of logged) this.recordC2S(t, b);
     if (this.heldQueue !== undefined) this.heldQueue.push([type, message]);
     else this.inspectC2S(type, message);
   };
@@ -716,7 +721,7 @@ export class PgSession {
       expires_at,
       protocol_kind: ask.protocol_kind,
       ...(ask.statement_name !== undefined ? { statement_name: ask.statement_name } : {}),
-      statement: ask.statement,
+      statement: this.masker ? this.masker.statementForLog(ask.statement) : ask.statement,
       features: [...ask.features],
       relations: [...ask.relations],
     });
