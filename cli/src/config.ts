@@ -162,7 +162,7 @@ export function parseConfig(raw: unknown, source = '<inline>', env: NodeJS.Proce
   const identity = section('identity', () =>
     parseIdentityConfig(doc.identity ?? { issuer: devIssuer!.issuer, jwks_file: join(devIssuer!.dir, 'jwks.json') }),
   );
-  const ingest = section('ingest', () => parseIngestConfig(doc.ingest ?? {}));
+  const ingest = section('ingest', () => parseIngestConfig(ingestWithMasking(doc)));
 
   let log: VigilConfig['log'] | undefined;
   if (doc.log.kind === 'local') {
@@ -221,6 +221,22 @@ export function parseConfig(raw: unknown, source = '<inline>', env: NodeJS.Proce
     ingest: ingest!,
     api: api!,
   });
+}
+
+/**
+ * Masking at rest follows the gateway of the same configuration unless ingest names its own: the
+ * policy file and the hash key (docs/masking.md). Without any policy file, a distributed ingest
+ * cannot know what its gateways enforce, so it masks every constant unless told `store`.
+ */
+function ingestWithMasking(doc: TopLevel): Record<string, unknown> {
+  const ingest = structuredClone((doc.ingest ?? {}) as Record<string, any>);
+  const gw = (doc.gateway ?? {}) as Record<string, any>;
+  const masking = { ...(ingest.masking ?? {}) } as Record<string, unknown>;
+  if (masking.policy_file === undefined && typeof gw.policy_file === 'string') masking.policy_file = gw.policy_file;
+  if (masking.hash_key === undefined && gw.masking?.hash_key !== undefined) masking.hash_key = gw.masking.hash_key;
+  if (masking.without_policy === undefined && masking.policy_file === undefined && doc.mode === 'distributed') masking.without_policy = 'redact';
+  ingest.masking = masking;
+  return ingest;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -7,6 +7,32 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { Topics } from '@vigil/eventlog/types';
 import { IngestError } from './errors.ts';
+import { SecretRef } from '@vigil/gateway/secrets';
+
+/** Masking at rest (docs/masking.md, "What each setting leaves where"). */
+export const IngestMaskingSchema = Type.Object(
+  {
+    /**
+     * The policy file whose mask rules apply to what is stored (hot-reloaded like the gateway's).
+     * `vigil` fills in `gateway.policy_file` of the same configuration when this is absent.
+     */
+    policy_file: Type.Optional(Type.String({ minLength: 1 })),
+    /** HMAC key of the `hash` strategy: the gateway's `masking.hash_key`, so stored hashes equal the ones clients got. */
+    hash_key: Type.Optional(SecretRef),
+    /**
+     * Without a policy file: `store` keeps statements and parameters as sent (a deployment with no
+     * masking); `redact` masks every constant of every statement and every parameter (ingest cannot
+     * know what the gateways mask). `vigil` picks `redact` in distributed mode when no policy file
+     * is configured and this is not set.
+     */
+    without_policy: Type.Union([Type.Literal('store'), Type.Literal('redact')], { default: 'store' }),
+    /** Rows of each result kept as a preview with the query row (first result of the statement); 0 disables. */
+    preview_rows: Type.Integer({ minimum: 0, maximum: 100, default: 3 }),
+    /** A preview value longer than this (UTF-8 bytes) is cut at a word boundary before it is masked and stored. */
+    preview_value_bytes: Type.Integer({ minimum: 16, maximum: 65_536, default: 256 }),
+  },
+  { additionalProperties: false, default: {} },
+);
 
 export const IngestConfigSchema = Type.Object(
   {
@@ -33,6 +59,7 @@ export const IngestConfigSchema = Type.Object(
     thread_nice: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
     /** Log statements/parameters in decode errors. Never enable in production. */
     debug_payloads: Type.Boolean({ default: false }),
+    masking: IngestMaskingSchema,
   },
   { additionalProperties: false },
 );
@@ -50,5 +77,6 @@ export function loadIngestConfig(input: { ingest?: IngestConfigInput } | IngestC
   if (errors.length > 0) throw new IngestError('ING_ERR_CONFIG', `invalid ingest configuration:\n  ${errors.join('\n  ')}`);
   const config = value as Static<typeof IngestConfigSchema>;
   Object.freeze(config.topics);
+  Object.freeze(config.masking);
   return Object.freeze(config);
 }

@@ -49,6 +49,16 @@ export const IngestErrors = {
     retriable: true,
     description: 'Ingest is stopping; the batch was not processed and will be delivered again on the next start.',
   },
+  ING_ERR_MASK_POLICY: {
+    retriable: false,
+    description:
+      'The policy file for masking at rest (ingest.masking.policy_file) is unreadable or invalid. At start ingest refuses to run (it would store what the policy masks); on a hot reload the policy in force stays and the problems are logged.',
+  },
+  ING_ERR_MASK_POLICY_MISSING: {
+    retriable: false,
+    description:
+      'A gateway announced a policy (policy.loaded) but this ingest has no ingest.masking.policy_file and without_policy is store. Logged once; from then on every constant and parameter is masked at rest (without_policy: redact), since ingest cannot know what the policy masks.',
+  },
 } as const satisfies Record<string, { retriable: boolean; description: string }>;
 
 export type IngestErrorCode = keyof typeof IngestErrors;

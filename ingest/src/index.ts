@@ -1,7 +1,7 @@
 /**
  * @vigil/ingest — stream processors from the event log to ClickHouse:
  *
- *   sources/log → transforms/decode/pg → sinks/clickhouse
+ *   sources/log → transforms/decode/pg → transforms/mask → sinks/clickhouse
  *
  * `startIngest` consumes the gateway's chained-event topics as one consumer group, decodes
  * PostgreSQL frames into `query` events, and writes `sessions`, `events` and `queries` rows. A
@@ -14,6 +14,8 @@ import { silentLogger, type Logger } from './errors.ts';
 import { Pipeline, type PipelineStats } from './pipeline.ts';
 import { ClickHouseSink, type SinkStats } from './sinks/clickhouse/sink.ts';
 import { LogSource, type SourceStats } from './sources/log/source.ts';
+import { openMaskingRuntime } from './transforms/mask/runtime.ts';
+import { AtRestMasker } from './transforms/mask/transform.ts';
 
 export { loadIngestConfig, IngestConfigSchema, type IngestConfig, type IngestConfigInput } from './config.ts';
 export { IngestErrors, IngestError, type IngestErrorCode, type Logger } from './errors.ts';
@@ -44,15 +46,23 @@ export interface StartIngestOptions {
   /** Store client (`openStore`); the DDL must already be applied (`applyDdl`). Not closed by stop(). */
   store: ClickHouseClient;
   logger?: Logger;
+  /** Environment for the hash key's SecretRef (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function startIngest(options: StartIngestOptions): Promise<IngestHandle> {
   const config = loadIngestConfig(options.config ?? {});
   const logger = options.logger ?? silentLogger;
   const sink = new ClickHouseSink(options.store, config, logger);
-  const pipeline = new Pipeline(config, options.store, sink, logger);
+  const masking = await openMaskingRuntime(config.masking, logger, options.env);
+  const pipeline = new Pipeline(config, options.store, sink, logger, new AtRestMasker(masking), masking.preview);
   const source = new LogSource(options.log, { group_id: config.group_id, topics: config.topics, max_batch_records: config.max_batch_rows }, logger);
-  await source.start((batch) => pipeline.handle(batch));
+  try {
+    await source.start((batch) => pipeline.handle(batch));
+  } catch (err) {
+    masking.close();
+    throw err;
+  }
   logger.info({ group_id: config.group_id, topics: config.topics }, 'ingest started');
   let stopped: Promise<void> | undefined;
   return {
@@ -66,6 +76,7 @@ export async function startIngest(options: StartIngestOptions): Promise<IngestHa
         await source.stop();
         await closing;
         await sink.flush();
+        masking.close();
         logger.info({ ...pipeline.stats }, 'ingest stopped');
       })();
       return stopped;

@@ -40,6 +40,7 @@ import type { SourceBatch } from './sources/log/source.ts';
 import { decodeFrame, finishSession, newDecoderState, type DecodeCounters, type Decoded, type DecoderState } from './transforms/decode/pg/decoder.ts';
 import { afterInsertFault } from './fault.ts';
 import { TerminalTransform } from './transforms/terminal/terminal.ts';
+import type { AtRestMasker } from './transforms/mask/transform.ts';
 
 interface SessionState {
   info: SessionInfo | undefined;
@@ -79,6 +80,9 @@ export class Pipeline {
     private readonly store: ClickHouseClient,
     private readonly sink: ClickHouseSink,
     private readonly logger: Logger,
+    /** Masking at rest (transforms/mask); absent: rows are stored as decoded (unit tests, benchmarks). */
+    private readonly masker?: AtRestMasker,
+    private readonly preview = { rows: 0, value_bytes: 0 },
   ) {}
 
   /** Handle one source batch; resolves once its rows are in ClickHouse. */
@@ -185,8 +189,11 @@ export class Pipeline {
       } else if (e.type === 'policy.blocked' && e.protocol_kind.startsWith('ssh_')) {
         this.terminal.fold(e, { sub: s.info?.sub ?? '', target_id: s.info?.target_id ?? '' }, rows);
       }
-      rows.events.push(eventRow(e, s.info));
-      for (const d of decoded) rows.queries.push(queryRow(d.query, s.info, d.statement_known));
+      rows.events.push(eventRow(this.masker ? this.masker.event(e, s.info) : e, s.info));
+      for (const d of decoded) {
+        const m = this.masker ? this.masker.query(d.query, d.preview, s.info, d.statement_known) : d;
+        rows.queries.push(queryRow(m.query, s.info, d.statement_known, m.preview));
+      }
       this.stats.queries += decoded.length;
       if (fresh) s.last_seq = e.seq;
     }
@@ -199,7 +206,7 @@ export class Pipeline {
     // Identity unknown (no start seen, no sessions row): decode anyway — non-PostgreSQL frames have
     // multi-letter msg_types and are ignored; a malformed message only resets this session.
     try {
-      return decodeFrame(s.decoder, e.session_id, e, counters);
+      return decodeFrame(s.decoder, e.session_id, e, counters, this.preview);
     } catch (err) {
       this.stats.decode_errors++;
       s.decoder = newDecoderState();

@@ -131,7 +131,8 @@ test('find the session by a statement it ran (server-side search), with its iden
   const rows = page.locator('[data-testid=sessions] tbody tr');
   // The unfiltered list may still be on screen for a moment after the URL changed: wait for the
   // search's answer (one row) rather than counting whatever is there first.
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid=sessions] tbody tr').length === 1, undefined, { timeout: 15_000 }).catch(() => {});
+  const deadline = Date.now() + 15_000;
+  while ((await rows.count()) !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   assert.equal(await rows.count(), 1);
   const row = rows.first();
   assert.equal(await row.getAttribute('data-session-id'), sessionId);

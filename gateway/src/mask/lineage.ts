@@ -22,6 +22,13 @@
  * `written` is what a statement stores: INSERT … SELECT/VALUES values, UPDATE … SET expressions,
  * MERGE actions, CREATE TABLE AS / SELECT INTO outputs. The gateway refuses writes that would copy
  * a masked column somewhere unmasked (mask-stream.ts, "laundering").
+ *
+ * Literal sites (optional `LiteralSink`, used to mask statements before they are stored: see
+ * literals.ts): a subtree whose constants and parameters meet a column is reported with that
+ * column's lineage — a comparison or other operator (`ssn = 'x'`, `ssn IN (…)`, `ssn LIKE …`), a
+ * function call's arguments (`strpos(ssn, 'x')`), CASE/COALESCE/NULLIF/GREATEST, `x IN (SELECT …)`;
+ * and what a write assigns to a column: INSERT values by target position, UPDATE/ON CONFLICT SET,
+ * MERGE actions. The sink decides what to mask; this module only says which column a literal meets.
  */
 import { isBuiltinFunction, isDangerousFunction } from '../sql/functions.ts';
 
@@ -38,7 +45,18 @@ export interface RelationInfo {
   viewQuery(): Obj | undefined;
   /** pg_catalog / information_schema: no view recursion, never masked (except the leaky ones). */
   readonly system: boolean;
+  /**
+   * `columns` lists only some of the relation's columns (ingest knows no catalog, only the columns
+   * its mask rules name): a reference to another column derives from nothing, and positions
+   * (`*`, INSERT without a column list) are unknown.
+   */
+  readonly partial?: boolean;
+  /** With `partial`: a rule names columns by a glob, so a column not listed may still be covered (opaque). */
+  readonly unlistedOpaque?: boolean;
 }
+
+/** Receives a subtree whose constants and parameters meet values of lineage `lin` (see header). */
+export type LiteralSink = (node: unknown, lin: Lin) => void;
 
 export interface CatalogLookup {
   /** Relations named `name`: in `schema`, or in any schema when `schema` is undefined. [] when none. */
@@ -136,7 +154,15 @@ export class LineageBuilder {
   private viewDepth = 0;
   private readonly viewCache = new Map<RelationInfo, Lineage>();
 
-  constructor(private readonly catalog: CatalogLookup) {}
+  constructor(
+    private readonly catalog: CatalogLookup,
+    private readonly sink?: LiteralSink,
+  ) {}
+
+  /** Report `node`'s literals as meeting `lin` (when someone listens and `lin` derives from something). */
+  private site(node: unknown, lin: Lin): void {
+    if (this.sink !== undefined && node != null && (lin.sources.size > 0 || lin.opaque)) this.sink(node, lin);
+  }
 
   /** Lineage of one top-level statement node (`{ SelectStmt: … }`). */
   statement(stmt: Obj): Lineage {
@@ -163,6 +189,7 @@ export class LineageBuilder {
           const q = this.select(nodeOf(body.selectStmt)![1], root, 0);
           this.written.add(union(...q.outputs, q.shapeKnown ? EMPTY : this.reads.lin()));
         }
+        if (this.sink) this.insertSites(body, root);
         return finish(this.returning(body, root));
       }
       case 'UpdateStmt': {
@@ -186,6 +213,7 @@ export class LineageBuilder {
           this.written.add(value);
         }
         this.reads.add(this.expr(body.whereClause, scope, 0));
+        if (this.sink) this.assignSites(list(body.targetList), scope.items[0]);
         return finish(this.returning(body, root, scope));
       }
       case 'DeleteStmt': {
@@ -203,6 +231,10 @@ export class LineageBuilder {
           for (const t of list(clause.targetList)) this.written.add(this.expr((nodeOf(t)?.[1] as Obj)?.val, scope, 0));
           for (const v of list(clause.values)) this.written.add(this.expr(v, scope, 0));
           this.reads.add(this.expr(clause.condition, scope, 0));
+          if (this.sink) {
+            if (clause.commandType === 'CMD_INSERT') this.positionalSites(list(clause.targetList), list(clause.values), scope.items[0]);
+            else this.assignSites(list(clause.targetList), scope.items[0]);
+          }
         }
         return finish(this.returning(body, root, scope));
       }
@@ -239,6 +271,45 @@ export class LineageBuilder {
       }
       default:
         return finish(none);
+    }
+  }
+
+  // ---- literal sites ---------------------------------------------------------------------------
+
+  /** INSERT: VALUES rows or a plain SELECT's targets by target position; ON CONFLICT DO UPDATE SET. */
+  private insertSites(body: Obj, root: Scope): void {
+    const target = this.fromScope(root, [rangeVar(body.relation)], 0).items[0];
+    const sel = nodeOf(body.selectStmt)?.[1];
+    if (sel) {
+      const rows = sel.valuesLists
+        ? list(sel.valuesLists).map((r) => list((r as { List?: { items?: unknown[] } }).List?.items))
+        : sel.op && sel.op !== 'SETOP_NONE'
+          ? []
+          : [list(sel.targetList).map((t) => (nodeOf(t)?.[1] as Obj | undefined)?.val)];
+      for (const row of rows) this.positionalSites(list(body.cols), row, target);
+      // Set operations and anything else: every constant may land in any column.
+      if (rows.length === 0 && target) this.site(sel, this.wholeRow(target));
+    }
+    const conflict = body.onConflictClause as Obj | undefined;
+    if (conflict) this.assignSites(list(conflict.targetList), target);
+  }
+
+  /** Values stored by position into `cols` (ResTargets naming columns) or, without them, the relation's column order. */
+  private positionalSites(cols: unknown[], values: unknown[], target: RangeItem | undefined): void {
+    if (!target) return;
+    const names = cols.map((c) => (nodeOf(c)?.[1] as Obj | undefined)?.name as string | undefined);
+    values.forEach((v, i) => {
+      const name = names.length > 0 ? names[i] : target.open ? undefined : target.columns[i]?.name;
+      this.site(v, name === undefined ? this.wholeRow(target) : this.columnOf(target, name));
+    });
+  }
+
+  /** `SET col = expr` (UPDATE, ON CONFLICT, MERGE): the expression's literals meet `col`. */
+  private assignSites(targetList: unknown[], target: RangeItem | undefined): void {
+    if (!target) return;
+    for (const t of targetList) {
+      const rt = nodeOf(t)?.[1] as Obj | undefined;
+      if (typeof rt?.name === 'string') this.site(rt.val, this.columnOf(target, rt.name));
     }
   }
 
@@ -427,7 +498,13 @@ export class LineageBuilder {
     const byName = new Map<string, Acc>();
     const order: string[] = [];
     let open = false;
+    let partial = false;
+    let unlisted = false;
     for (const rel of rels) {
+      if (rel.partial) {
+        partial = true;
+        if (rel.unlistedOpaque) unlisted = true;
+      }
       const cols = this.relationColumns(rel);
       if (cols === undefined) {
         open = true;
@@ -442,7 +519,10 @@ export class LineageBuilder {
         a.add(c.lin);
       }
     }
-    return { alias, columns: order.map((n) => ({ name: n, lin: byName.get(n)!.lin() })), open, fallback: open ? OPAQUE : EMPTY };
+    const columns = order.map((n) => ({ name: n, lin: byName.get(n)!.lin() }));
+    // A partial relation (see RelationInfo): open, but a column it does not list derives from nothing.
+    if (partial && !open) return { alias, columns, open: true, fallback: unlisted ? OPAQUE : EMPTY };
+    return { alias, columns, open, fallback: open ? OPAQUE : EMPTY };
   }
 
   /** Columns of a relation with their lineage; undefined when undecidable. */
@@ -524,7 +604,9 @@ export class LineageBuilder {
           break;
         case 'SubLink': {
           const sl = value as Obj;
-          acc.add(this.expr(sl.testexpr, scope, depth + 1));
+          const test = this.expr(sl.testexpr, scope, depth + 1);
+          acc.add(test);
+          this.site(sl, test); // ssn IN (SELECT …): what the subquery yields is compared with ssn
           const q = nodeOf(sl.subselect);
           const inner = q ? this.select(q[1], scope, depth + 1, q[0]) : undefined;
           if (!inner) {
@@ -542,7 +624,9 @@ export class LineageBuilder {
           const parts = list(call.funcname).map(str).filter((s): s is string => s !== undefined);
           const name = parts[parts.length - 1] ?? '';
           if (!isBuiltinFunction(parts) || isDangerousFunction(parts) || OPAQUE_BUILTINS.has(name)) acc.add(OPAQUE);
-          acc.add(this.expr(call.args, scope, depth + 1));
+          const args = this.expr(call.args, scope, depth + 1);
+          acc.add(args);
+          this.site(call.args, args); // strpos(ssn, 'x'): the arguments meet each other (not the function's opacity)
           acc.add(this.expr(call.agg_filter, scope, depth + 1));
           acc.add(this.expr(call.agg_order, scope, depth + 1));
           break;
@@ -551,6 +635,29 @@ export class LineageBuilder {
           // A bare SelectStmt inside an expression (e.g. ARRAY(SELECT …) is a SubLink; this is a safety net).
           const inner = this.select(value as Obj, scope, depth + 1);
           acc.add(union(...inner.outputs, inner.shapeKnown ? EMPTY : OPAQUE));
+          break;
+        }
+        case 'CaseExpr': {
+          // CASE x WHEN 'v' …: each WHEN value is compared with x (results are only values; their
+          // own comparisons are sites of their own).
+          acc.add(this.expr(value, scope, depth + 1));
+          const c = value as Obj;
+          if (this.sink && c.arg) {
+            const arg = this.expr(c.arg, scope, depth + 1);
+            for (const w of list(c.args)) this.site((nodeOf(w)?.[1] as Obj | undefined)?.expr, arg);
+          }
+          break;
+        }
+        case 'A_Expr':
+        case 'CoalesceExpr':
+        case 'MinMaxExpr':
+        case 'NullIfExpr':
+        case 'A_ArrayExpr':
+        case 'RowExpr': {
+          // Operators and value choices: every constant in them meets every column in them.
+          const l = this.expr(value, scope, depth + 1);
+          acc.add(l);
+          this.site(value, l);
           break;
         }
         case 'location':

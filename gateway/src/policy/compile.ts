@@ -118,6 +118,8 @@ export interface CompiledPolicy {
   forTarget(target_id: string): TargetView;
   readonly defaultDecision: DecisionBase;
   readonly unparsableDecision: DecisionBase;
+  /** Every mask directive, whatever it matches: for masking at rest when a session's identity is unknown. */
+  readonly masks: readonly MaskDirective[];
 }
 
 const FEATURE_BIT: Record<string, number> = Object.fromEntries(STATEMENT_FEATURES.map((f, i) => [f, 1 << i]));
@@ -291,7 +293,8 @@ export function compilePolicy(policy: Policy, source = 'policy'): CompiledPolicy
           block: { sqlstate: '42501', message: 'statement blocked: it could not be parsed, and unparsable statements are blocked on this target by policy', code: 'GW_ERR_POLICY_UNPARSABLE' },
         }
       : { action: 'allow', rule_id: null, reason: 'unparsable' };
-  return Object.freeze({ policy, source, forTarget, defaultDecision: Object.freeze(defaultDecision), unparsableDecision: Object.freeze(unparsableDecision) });
+  const masks = Object.freeze(rules.flatMap((r) => (r.mask ? [r.mask] : [])));
+  return Object.freeze({ policy, source, forTarget, defaultDecision: Object.freeze(defaultDecision), unparsableDecision: Object.freeze(unparsableDecision), masks });
 }
 
 /** Parse, validate and compile policy text; throws PolicyError listing every problem. */

@@ -5,7 +5,8 @@ import { BaseFields } from '../envelope.ts';
 /**
  * `policy.blocked` v1: a statement the policy refused; it never reached the target (the client got an
  * ErrorResponse naming the rule). Follows, in the chain, the c2s `frame` that carried it.
- * `statement` is the statement text as the client sent it: masking at rest comes later (issue 3).
+ * `statement` is the statement text as the client sent it (masked first with `mask_before_log`);
+ * ingest masks it again before storing it (docs/masking.md, "Masking at rest").
  */
 export const PolicyBlocked = Type.Object(
   {

@@ -46,6 +46,7 @@ import type { Detector } from '../../policy/schema.ts';
 import type { MaskApplied } from '@vigil/schemas';
 import type { PolicyRuntime } from './enforce.ts';
 import { FIRST_NORMAL_OBJECT_ID, type CatalogSnapshot, type TargetCatalog } from './catalog.ts';
+import { PgLogMasker } from './mask-log.ts';
 import {
   copyFormat,
   parseRowDescription,
@@ -166,7 +167,12 @@ export class PgMaskStream {
   /** Tracking only (the session forwards whole chunks while no mask rule applies): deliver nothing. */
   private silent = false;
 
-  constructor(private readonly o: MaskStreamOptions) {}
+  /** mask_before_log: what the log records of client messages (mask-log.ts). */
+  private readonly log: PgLogMasker;
+
+  constructor(private readonly o: MaskStreamOptions) {
+    this.log = new PgLogMasker({ policy: o.policy, mask: o.mask, identity: o.identity, target_id: o.target_id, catalog: o.catalog, encoding: () => this.encoding });
+  }
 
   private out(m: Buffer, type: number): void {
     if (!this.silent) this.o.deliver(m, type);
@@ -441,11 +447,14 @@ export class PgMaskStream {
         return this.onCopyOut(stmt, m, type);
       case 'd':
         return this.out(this.copyData(m), type);
-      case 'c':
       case 'G':
+        this.logCopyIn(stmt, m);
+        return this.out(m, type);
+      case 'c':
         return this.out(m, type);
       case 'C':
       case 'I':
+        this.log.copyDone();
         this.finishResult(stmt, letter === 'C');
         head.i++;
         return this.out(m, type);
@@ -473,12 +482,15 @@ export class PgMaskStream {
         return this.onCopyOut(portal.stmt, m, type);
       case 'd':
         return this.out(this.copyData(m), type);
-      case 'c':
       case 'G':
+        this.logCopyIn(portal.stmt, m);
+        return this.out(m, type);
+      case 'c':
         return this.out(m, type);
       case 'C':
       case 's':
       case 'I':
+        this.log.copyDone();
         this.plan = portal.plan ?? null;
         this.finishResult(portal.stmt, letter === 'C');
         this.queue.shift();
@@ -487,7 +499,12 @@ export class PgMaskStream {
     this.fatal(`target message '${letter}' does not match the outstanding Execute`);
   }
 
+  private logCopyIn(stmt: Stmt | undefined, m: Buffer): void {
+    if (this.o.mask.mask_before_log && this.active) this.log.copyIn(stmt?.tree(), stmt?.text, m[5] === 1);
+  }
+
   private onError(m: Buffer, head: Expect): void {
+    this.log.copyDone();
     const stmt = head.k === 'query' ? head.stmts[head.i] : head.k === 'parse' ? head.stmt : head.k === 'describeS' ? head.stmt : head.k === 'describeP' || head.k === 'execute' ? head.portal.stmt : undefined;
     const out = this.scrub(m, stmt);
     this.finishResult(stmt, false);
@@ -699,68 +716,24 @@ export class PgMaskStream {
   // ---- the event log (mask_before_log) -------------------------------------------------------
 
   /**
-   * With mask_before_log, what the event log records for a client message: Query and Parse text
-   * and Bind parameter values pass through the value detectors of the statement's rules (rewritten
-   * with correct lengths). Otherwise, and for other messages, the message itself.
+   * With mask_before_log, what the event log records for a client message (mask-log.ts): statement
+   * literals that meet masked columns, Bind parameters by column, COPY FROM data, and every
+   * detector. Otherwise, and for other messages, the message itself.
    */
-  forLog(type: number, message: Buffer): Buffer {
+  forLog(type: number, message: Buffer): Buffer | [number, Buffer][] {
     if (!this.o.mask.mask_before_log || !this.active) return message;
     try {
-      if (type === F.Query) {
-        const sql = cstr(message, 5);
-        if (!sql) return message;
-        const first = this.o.policy.analyser.analyse(sql.text)[0];
-        const r = this.planFor(first && { text: first.text, analysis: first, kind: 'simple', tree: () => undefined }).scan(sql.text);
-        return r ? typedMessage(type, Buffer.from(`${r.text ?? '[REDACTED]'}\0`, 'utf8')) : message;
-      }
-      if (type === F.Parse) {
-        const name = cstr(message, 5);
-        const sql = name && cstr(message, name.end + 1);
-        if (!name || !sql) return message;
-        const r = this.planFor(this.extendedStatement(sql.text)).scan(sql.text);
-        if (!r) return message;
-        return typedMessage(type, Buffer.concat([message.subarray(5, name.end + 1), Buffer.from(`${r.text ?? '[REDACTED]'}\0`, 'utf8'), message.subarray(sql.end + 1)]));
-      }
-      if (type === F.Bind) return this.bindForLog(message);
+      return this.log.message(type, message);
     } catch {
-      return message;
+      // A message this code cannot take apart was refused by the target anyway; record it hidden.
+      return typedMessage(type, Buffer.alloc(0));
     }
-    return message;
   }
 
-  private bindForLog(m: Buffer): Buffer {
-    const portal = cstr(m, 5);
-    const stmtName = portal && cstr(m, portal.end + 1);
-    if (!portal || !stmtName) return m;
-    const plan = this.planFor(this.statements.get(stmtName.text));
-    if (!plan.hasDetectors) return m;
-    let off = stmtName.end + 1;
-    const nFormats = m.readInt16BE(off);
-    const formats: number[] = [];
-    for (let i = 0; i < nFormats; i++) formats.push(m.readInt16BE(off + 2 + i * 2));
-    off += 2 + nFormats * 2;
-    const nParams = m.readInt16BE(off);
-    const parts: Buffer[] = [m.subarray(5, off + 2)];
-    off += 2;
-    let changed = false;
-    for (let i = 0; i < nParams; i++) {
-      const len = m.readInt32BE(off);
-      const v = len < 0 ? undefined : m.subarray(off + 4, off + 4 + len);
-      off += 4 + Math.max(0, len);
-      const fmt = nFormats === 0 ? 0 : nFormats === 1 ? formats[0]! : (formats[i] ?? 0);
-      const r = v !== undefined && fmt === 0 ? plan.scan(v.toString(this.encoding)) : undefined;
-      if (r === undefined) {
-        parts.push(m.subarray(off - 4 - Math.max(0, len), off));
-        continue;
-      }
-      changed = true;
-      const bytes = r.text === null ? undefined : Buffer.from(r.text, this.encoding);
-      const head = Buffer.alloc(4);
-      head.writeInt32BE(bytes === undefined ? -1 : bytes.length);
-      parts.push(head, ...(bytes ? [bytes] : []));
-    }
-    parts.push(m.subarray(off));
-    return changed ? typedMessage(0x42, Buffer.concat(parts)) : m;
+  /** With mask_before_log, a statement as `policy.blocked` / `approval.requested` record it. */
+  statementForLog(text: string): string {
+    if (!this.o.mask.mask_before_log || !this.active) return text;
+    return this.log.statement(text);
   }
 
   // ---- laundering ---------------------------------------------------------------------------

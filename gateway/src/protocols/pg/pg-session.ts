@@ -627,7 +627,9 @@ export class PgSession {
     });
     const policy = o.policy;
     if (policy) {
-      const onBlocked = (r: BlockReport): void => void this.recorder.event({ type: 'policy.blocked', version: 1, ...r });
+      // mask_before_log: the statement is recorded masked like the client's frames (mask-log.ts).
+      const onBlocked = (r: BlockReport): void =>
+        void this.recorder.event({ type: 'policy.blocked', version: 1, ...r, statement: this.masker ? this.masker.statementForLog(r.statement) : r.statement });
       const veto = (a: Parameters<PgMaskStream['writeVeto']>[0]): string | undefined => this.masker?.writeVeto(a);
       this.startLimits(policy.current());
       this.enforcer = new PgEnforcer({
@@ -656,7 +658,10 @@ export class PgSession {
    * (enforce.ts). While a statement waits for approval, later messages queue behind it.
    */
   private readonly forwardC2S = (type: number, message: Buffer): void => {
-    this.recordC2S(type, this.masker ? this.masker.forLog(type, message) : message);
+    const logged = this.masker ? this.masker.forLog(type, message) : message;
+    // mask_before_log may re-cut COPY data on line boundaries: then several records stand for one message.
+    if (Buffer.isBuffer(logged)) this.recordC2S(type, logged);
+    else for (const [t, b] of logged) this.recordC2S(t, b);
     if (this.heldQueue !== undefined) this.heldQueue.push([type, message]);
     else this.inspectC2S(type, message);
   };
@@ -708,7 +713,9 @@ export class PgSession {
       record: (input) => this.recorder.event(input),
       logger: this.proxy.options.logger,
     });
-    const r = await this.holds.wait(ask, (id, timeout_s) => {
+    // What the chain and the approvers see: the statement as logged (masked under mask_before_log).
+    const logged = this.masker ? { ...ask, statement: this.masker.statementForLog(ask.statement) } : ask;
+    const r = await this.holds.wait(logged, (id, timeout_s) => {
       this.proxy.metrics.approvals_held_total++;
       this.notify(`Vigil: this statement needs approval under policy rule "${ask.rule_id}" (approval ${id}); waiting up to ${timeout_s} s for a decision`);
     });

@@ -76,6 +76,9 @@ export interface QueryRow {
   error: string;
   /** 1 = complete decode; 0 = statement text unknown (restart mid-session). Row version. */
   statement_known: number;
+  /** Result preview (002_queries_preview.sql): column names and the first rows, masked at rest. */
+  preview_columns: string[];
+  preview_rows: (string | null)[][];
 }
 
 export interface RowBatch extends TerminalRows {
@@ -218,7 +221,7 @@ export function eventRow(e: ChainedEvent, info: SessionInfo | undefined): EventR
   };
 }
 
-export function queryRow(q: QueryEvent, info: SessionInfo | undefined, statementKnown = true): QueryRow {
+export function queryRow(q: QueryEvent, info: SessionInfo | undefined, statementKnown = true, preview?: { columns: string[]; rows: (string | null)[][] }): QueryRow {
   return {
     session_id: q.session_id,
     seq: q.seq,
@@ -238,6 +241,8 @@ export function queryRow(q: QueryEvent, info: SessionInfo | undefined, statement
     sqlstate: q.sqlstate ?? '',
     error: q.error ?? '',
     statement_known: statementKnown ? 1 : 0,
+    preview_columns: preview?.columns ?? [],
+    preview_rows: preview?.rows ?? [],
   };
 }
 

@@ -27,12 +27,14 @@ import {
   Frontend,
   bodyOf,
   dataRowBytes,
+  dataRowValues,
   parseBind,
   parseCommandComplete,
   parseErrorResponse,
   parseExecute,
   parseParse,
   parseQuery,
+  parseRowDescription,
   parseTarget,
   rowsFromTag,
 } from './messages.ts';
@@ -57,7 +59,27 @@ interface Acc {
   error?: string;
   end_seq?: number;
   end_time?: number;
+  /** Result preview: the first result's column names and first rows (PreviewOptions). */
+  columns?: string[];
+  formats?: number[];
+  types?: number[];
+  preview?: (string | null)[][];
+  /** The result the preview came from has completed. */
+  preview_closed?: boolean;
 }
+
+/**
+ * Result previews (issue 3 item 6): the first `rows` DataRows of each statement's first result,
+ * as the s2c frames hold them — i.e. as the client received them, masked inline by the gateway.
+ * Ingest's mask transform runs the detectors over them again before they are stored. 0 disables.
+ */
+export interface PreviewOptions {
+  rows: number;
+  /** Longer values are cut (see dataRowValues). */
+  value_bytes: number;
+}
+
+const NO_PREVIEW: PreviewOptions = { rows: 0, value_bytes: 0 };
 
 /** A request awaiting its response, in the order the server will answer. */
 type Pending =
@@ -96,6 +118,8 @@ export interface DecodeCounters {
 export interface Decoded {
   query: QueryEvent;
   statement_known: boolean;
+  /** Present when previews are on and the statement returned rows. */
+  preview?: { columns: string[]; rows: (string | null)[][] };
 }
 
 export function newDecoderState(): DecoderState {
@@ -136,20 +160,22 @@ function event(
   if (acc.tags.length > 0) q.command_tag = acc.tags.join('; ');
   if (acc.sqlstate !== undefined) q.sqlstate = acc.sqlstate;
   if (acc.error !== undefined) q.error = acc.error;
-  return { query: q, statement_known: req.known ?? true };
+  const d: Decoded = { query: q, statement_known: req.known ?? true };
+  if (acc.preview && acc.preview.length > 0) d.preview = { columns: acc.columns ?? [], rows: acc.preview };
+  return d;
 }
 
 /**
  * Fold one frame into `state` (mutated) and return the statements it completes.
  * Throws `PgMessageError` on a malformed message; the caller resets the session's state.
  */
-export function decodeFrame(state: DecoderState, sessionId: string, frame: PgFrame, counters: DecodeCounters): Decoded[] {
+export function decodeFrame(state: DecoderState, sessionId: string, frame: PgFrame, counters: DecodeCounters, preview: PreviewOptions = NO_PREVIEW): Decoded[] {
   const type = frame.msg_type;
   if (type === undefined || type.length !== 1) {
     counters.ignored++; // Startup, SSLRequest, CancelRequest, password exchange without a letter…
     return [];
   }
-  return frame.direction === 'c2s' ? frontend(state, type, frame, counters) : backend(state, sessionId, type, frame, counters);
+  return frame.direction === 'c2s' ? frontend(state, type, frame, counters) : backend(state, sessionId, type, frame, counters, preview);
 }
 
 function frontend(state: DecoderState, type: string, f: PgFrame, counters: DecodeCounters): Decoded[] {
@@ -219,7 +245,7 @@ function complete(acc: Acc, f: PgFrame): void {
   acc.end_time = f.time;
 }
 
-function backend(state: DecoderState, sessionId: string, type: string, f: PgFrame, counters: DecodeCounters): Decoded[] {
+function backend(state: DecoderState, sessionId: string, type: string, f: PgFrame, counters: DecodeCounters, preview: PreviewOptions): Decoded[] {
   const head = state.pending[0];
   const end = { seq: f.seq, time: f.time };
   const shiftIf = (op: Pending['op']): boolean => {
@@ -241,11 +267,23 @@ function backend(state: DecoderState, sessionId: string, type: string, f: PgFram
       shiftIf('close');
       return [];
     case Backend.RowDescription:
-    case Backend.NoData:
+    case Backend.NoData: {
       // Reply to Describe; a RowDescription heading a statement's result rows completes nothing.
-      if (head?.op === 'describe') state.pending.shift();
-      else if (!current(state)) counters.orphans++;
+      let acc: Acc | undefined;
+      if (head?.op === 'describe') {
+        state.pending.shift();
+        // Describe(portal) answers for the Execute that follows it in the same pipeline.
+        const next = state.pending.find((p) => p.op === 'execute' || p.op === 'sync');
+        acc = next?.op === 'execute' ? next.acc : undefined;
+      } else if (!(acc = current(state))) counters.orphans++;
+      if (preview.rows > 0 && acc && type === Backend.RowDescription && acc.preview === undefined) {
+        const d = parseRowDescription(bodyOf(type, f.data));
+        acc.columns = d.names;
+        acc.formats = d.formats;
+        acc.types = d.types;
+      }
       return [];
+    }
     case Backend.ParameterDescription:
       return [];
     case Backend.DataRow: {
@@ -255,7 +293,12 @@ function backend(state: DecoderState, sessionId: string, type: string, f: PgFram
         return [];
       }
       acc.stmt_rows++;
-      acc.bytes += dataRowBytes(bodyOf(type, f.data));
+      const body = bodyOf(type, f.data);
+      acc.bytes += dataRowBytes(body);
+      // The first result with rows only: a later statement of a multi-statement query has other columns.
+      if (preview.rows > 0 && !acc.preview_closed && (acc.preview?.length ?? 0) < preview.rows) {
+        (acc.preview ??= []).push(dataRowValues(body, preview.value_bytes, acc.formats, acc.types));
+      }
       return [];
     }
     case Backend.CopyData: {
@@ -290,6 +333,7 @@ function backend(state: DecoderState, sessionId: string, type: string, f: PgFram
         acc.rows += acc.stmt_rows;
       }
       acc.stmt_rows = 0;
+      if (acc.preview) acc.preview_closed = true;
       complete(acc, f);
       if (head.op !== 'execute') return []; // a simple Query ends at ReadyForQuery
       state.pending.shift();

@@ -211,3 +211,57 @@ export function dataRowBytes(body: Uint8Array): number {
   }
   return total;
 }
+
+/** RowDescription: per field its name, type OID and format code (0 text, 1 binary). */
+export function parseRowDescription(body: Uint8Array): { names: string[]; types: number[]; formats: number[] } {
+  const r = new Reader(body);
+  const n = r.int16('field count');
+  const names: string[] = [];
+  const types: number[] = [];
+  const formats: number[] = [];
+  for (let i = 0; i < n; i++) {
+    names.push(r.cstring('field name'));
+    r.int32('table oid');
+    r.int16('attribute number');
+    types.push(r.int32('type oid') >>> 0);
+    r.int16('type size');
+    r.int32('type modifier');
+    formats.push(r.int16('format code'));
+  }
+  return { names, types, formats };
+}
+
+/** Types whose binary form is their UTF-8 text (text, varchar, bpchar, name, json, xml, unknown). */
+const TEXT_BINARY = new Set([25, 1043, 1042, 19, 114, 142, 705]);
+
+/**
+ * DataRow values for a preview: text-format values as text, cut at `maxBytes` (at the last space
+ * before the cut, so a half item is not kept where detectors could no longer recognise it);
+ * binary values of text types as text, other binary values as '[binary]'.
+ */
+export function dataRowValues(body: Uint8Array, maxBytes: number, formats?: readonly number[], types?: readonly number[]): (string | null)[] {
+  const r = new Reader(body);
+  const n = r.int16('column count');
+  const out: (string | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    const len = r.int32('column length');
+    if (len < 0) {
+      out.push(null);
+      continue;
+    }
+    const v = r.bytes(len, 'column value');
+    const binary = formats?.[i] === 1;
+    if (binary && !TEXT_BINARY.has(types?.[i] ?? 0)) {
+      out.push('[binary]');
+      continue;
+    }
+    if (v.length <= maxBytes) {
+      out.push(utf8.decode(v));
+      continue;
+    }
+    const text = utf8.decode(v.subarray(0, maxBytes));
+    const cut = text.search(/\s\S*$/);
+    out.push(`${cut > 0 ? text.slice(0, cut) : ''}…`);
+  }
+  return out;
+}
