@@ -9,6 +9,7 @@ import { AuthFailed, ProtocolRefused, SessionEnded, SessionStarted } from './eve
 import { QueryEvent } from './events/query.ts';
 import { PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected } from './events/policy.ts';
 import { ApprovalDecided, ApprovalOverride, ApprovalRequested, ApprovalResolved } from './events/approval.ts';
+import { AlertEvent } from './events/alert.ts';
 
 export * from './envelope.ts';
 export * from './events/frame.ts';
@@ -16,6 +17,7 @@ export * from './events/session.ts';
 export * from './events/query.ts';
 export * from './events/policy.ts';
 export * from './events/approval.ts';
+export * from './events/alert.ts';
 export { canonicalJson } from './canonical.ts';
 export { seal, decode, verifyRecord, verifyChain, CodecError, type Sealed, type ChainReport, type UnsealedEvent } from './codec.ts';
 export { SessionChain, nowUs, type ChainInput, type ChainedRecord } from './chain.ts';
@@ -41,6 +43,7 @@ export const schemas = {
   'approval.resolved@1': ApprovalResolved,
   'approval.decided@1': ApprovalDecided,
   'approval.override@1': ApprovalOverride,
+  'alert@1': AlertEvent,
 } as const;
 export type SchemaKey = keyof typeof schemas;
 
