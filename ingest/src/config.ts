@@ -7,6 +7,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { Topics } from '@vigil/eventlog/types';
 import { IngestError } from './errors.ts';
+import { DetectConfigSchema } from './transforms/detect/config.ts';
+import { SiemConfigSchema } from './siem/config.ts';
 
 export const IngestConfigSchema = Type.Object(
   {
@@ -33,6 +35,10 @@ export const IngestConfigSchema = Type.Object(
     thread_nice: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
     /** Log statements/parameters in decode errors. Never enable in production. */
     debug_payloads: Type.Boolean({ default: false }),
+    /** Detectors and alerting (docs/detection.md). */
+    detect: DetectConfigSchema,
+    /** OCSF export and SIEM sinks (docs/siem.md). */
+    siem: SiemConfigSchema,
   },
   { additionalProperties: false },
 );

@@ -76,6 +76,8 @@ export class Pipeline {
     private readonly store: ClickHouseClient,
     private readonly sink: ClickHouseSink,
     private readonly logger: Logger,
+    /** Stages after decode and before the store (detect, SIEM export): awaited, so they share the batch's acknowledgement. */
+    private readonly stage?: (events: ChainedEvent[], rows: RowBatch) => Promise<void>,
   ) {}
 
   /** Handle one source batch; resolves once its rows are in ClickHouse. */
@@ -84,6 +86,7 @@ export class Pipeline {
     try {
       await this.lookupUnknownSessions(batch.events);
       const rows = this.fold(batch.events, snapshots);
+      if (this.stage) await this.stage(batch.events, rows);
       await this.sink.write(rows);
       afterInsertFault();
     } catch (err) {
