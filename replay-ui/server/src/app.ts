@@ -16,6 +16,7 @@ import { healthPlugin } from './plugins/health.ts';
 import { sessionsPlugin } from './plugins/sessions.ts';
 import { devIssuerPlugin } from './plugins/dev-issuer.ts';
 import { approvalsPlugin } from './plugins/approvals.ts';
+import { alertsPlugin } from './plugins/alerts.ts';
 import type { ApprovalBook } from './approvals-book.ts';
 
 export interface ApiRoute {
@@ -71,6 +72,7 @@ export async function buildApi(options: BuildApiOptions): Promise<FastifyInstanc
   await app.register(healthPlugin, { store: options.store });
   await app.register(sessionsPlugin, { store: options.store, config });
   await app.register(approvalsPlugin, { book: options.approvals });
+  await app.register(alertsPlugin, { store: options.store, config });
   if (options.devIssuer) await app.register(devIssuerPlugin, { devIssuer: options.devIssuer });
   return app;
 }

@@ -52,7 +52,7 @@ async function run(...phases: { records: unknown[] }[][]): Promise<AlertEvent[]>
   const log = new MemoryEventLog();
   await log.ensureTopics([Topics.frames]);
   const group = `detect-${++n}`;
-  const handle = await startIngest({ config: { ingest: { group_id: group, detect: DETECT } }, log, store });
+  const handle = await startIngest({ config: { ingest: { group_id: group, detect: DETECT } } as never, log, store });
   let total = 0;
   for (const phase of phases) {
     for (const s of phase) {
