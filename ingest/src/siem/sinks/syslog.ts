@@ -14,6 +14,8 @@ import { SinkDeliveryError, type SiemSink } from './deliver.ts';
 
 export class SyslogSink implements SiemSink {
   private socket: Socket | undefined;
+  private dead = true;
+  private readonly settle_ms = 50;
   private readonly host = hostname();
 
   constructor(
@@ -27,7 +29,8 @@ export class SyslogSink implements SiemSink {
   ) {}
 
   private open(): Promise<Socket> {
-    if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
+    if (this.socket && !this.socket.destroyed && !this.dead) return Promise.resolve(this.socket);
+    this.socket?.destroy();
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(new SinkDeliveryError(`syslog connect failed: ${err.message}`));
       const s: Socket = this.tls
@@ -36,6 +39,12 @@ export class SyslogSink implements SiemSink {
       const done = () => {
         s.off('error', onError);
         s.on('error', () => s.destroy());
+        this.dead = false;
+        const die = () => {
+          if (this.socket === s) this.dead = true;
+        };
+        s.once('end', die);
+        s.once('close', die);
         s.setTimeout(this.timeout_ms, () => s.destroy(new Error('timeout')));
         this.socket = s;
         resolve(s);
@@ -55,7 +64,12 @@ export class SyslogSink implements SiemSink {
         if (err || s.destroyed) reject(new SinkDeliveryError(`syslog write failed: ${err?.message ?? 'connection closed'}`));
         else resolve();
       });
-    }).catch((err: unknown) => {
+    })
+      .then(() => new Promise((r) => setTimeout(r, this.settle_ms)))
+      .then(() => {
+        if (this.dead || s.destroyed) throw new SinkDeliveryError('syslog receiver closed the connection before the batch settled');
+      })
+      .catch((err: unknown) => {
       s.destroy();
       this.socket = undefined;
       throw err;
