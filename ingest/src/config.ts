@@ -33,6 +33,8 @@ export const IngestMaskingSchema = Type.Object(
   },
   { additionalProperties: false, default: {} },
 );
+import { DetectConfigSchema } from './transforms/detect/config.ts';
+import { SiemConfigSchema } from './siem/config.ts';
 
 export const IngestConfigSchema = Type.Object(
   {
@@ -60,6 +62,10 @@ export const IngestConfigSchema = Type.Object(
     /** Log statements/parameters in decode errors. Never enable in production. */
     debug_payloads: Type.Boolean({ default: false }),
     masking: IngestMaskingSchema,
+    /** Detectors and alerting (docs/detection.md). */
+    detect: DetectConfigSchema,
+    /** OCSF export and SIEM sinks (docs/siem.md). */
+    siem: SiemConfigSchema,
   },
   { additionalProperties: false },
 );

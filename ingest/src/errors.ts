@@ -45,6 +45,11 @@ export const IngestErrors = {
     retriable: false,
     description: 'A programming error (TypeError, RangeError, …) while processing a batch. Not retried in place; the batch is redelivered.',
   },
+  ING_ERR_SIEM_DELIVERY: {
+    retriable: true,
+    description:
+      'A SIEM sink (webhook, syslog, HEC) did not acknowledge a batch of OCSF records. Retried in place with backoff for retry_max_ms, then the batch is redelivered from the sink cursor; nothing is skipped.',
+  },
   ING_ERR_STOPPED: {
     retriable: true,
     description: 'Ingest is stopping; the batch was not processed and will be delivered again on the next start.',

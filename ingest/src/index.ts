@@ -8,7 +8,7 @@
  * batch's offsets are committed only after ClickHouse acknowledged its rows.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { EventLog } from '@vigil/eventlog/types';
+import { Topics, type EventLog } from '@vigil/eventlog/types';
 import { loadIngestConfig, type IngestConfig, type IngestConfigInput } from './config.ts';
 import { silentLogger, type Logger } from './errors.ts';
 import { Pipeline, type PipelineStats } from './pipeline.ts';
@@ -16,6 +16,11 @@ import { ClickHouseSink, type SinkStats } from './sinks/clickhouse/sink.ts';
 import { LogSource, type SourceStats } from './sources/log/source.ts';
 import { openMaskingRuntime } from './transforms/mask/runtime.ts';
 import { AtRestMasker } from './transforms/mask/transform.ts';
+import { DetectTransform, SessionDirectory, type DetectStats } from './transforms/detect/index.ts';
+import { OcsfExport, type OcsfExportStats } from './siem/export.ts';
+import type { ChainedEvent } from '@vigil/schemas';
+import type { Producer } from '@vigil/eventlog/types';
+import type { RowBatch } from './sinks/clickhouse/rows.ts';
 
 export { loadIngestConfig, IngestConfigSchema, type IngestConfig, type IngestConfigInput } from './config.ts';
 export { IngestErrors, IngestError, type IngestErrorCode, type Logger } from './errors.ts';
@@ -29,6 +34,8 @@ export interface IngestStats {
   source: SourceStats;
   pipeline: PipelineStats;
   sink: SinkStats;
+  detect?: DetectStats;
+  ocsf?: OcsfExportStats;
 }
 
 export interface IngestHandle {
@@ -48,6 +55,8 @@ export interface StartIngestOptions {
   logger?: Logger;
   /** Environment for the hash key's SecretRef (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Vigil's version, stamped into OCSF metadata.product.version. */
+  product_version?: string;
 }
 
 export async function startIngest(options: StartIngestOptions): Promise<IngestHandle> {
@@ -55,7 +64,8 @@ export async function startIngest(options: StartIngestOptions): Promise<IngestHa
   const logger = options.logger ?? silentLogger;
   const sink = new ClickHouseSink(options.store, config, logger);
   const masking = await openMaskingRuntime(config.masking, logger, options.env);
-  const pipeline = new Pipeline(config, options.store, sink, logger, new AtRestMasker(masking), masking.preview);
+  const { stage, detect, ocsf, producer } = await detectionStages(config, options, logger);
+  const pipeline = new Pipeline(config, options.store, sink, logger, new AtRestMasker(masking), masking.preview, stage);
   const source = new LogSource(options.log, { group_id: config.group_id, topics: config.topics, max_batch_records: config.max_batch_rows }, logger);
   try {
     await source.start((batch) => pipeline.handle(batch));
@@ -67,7 +77,7 @@ export async function startIngest(options: StartIngestOptions): Promise<IngestHa
   let stopped: Promise<void> | undefined;
   return {
     config,
-    stats: { source: source.stats, pipeline: pipeline.stats, sink: sink.stats },
+    stats: { source: source.stats, pipeline: pipeline.stats, sink: sink.stats, detect: detect?.stats, ocsf: ocsf?.stats },
     stop() {
       stopped ??= (async () => {
         // Closing the sink first makes an insert stuck in retry give up (ING_ERR_STOPPED: the batch
@@ -77,9 +87,39 @@ export async function startIngest(options: StartIngestOptions): Promise<IngestHa
         await closing;
         await sink.flush();
         masking.close();
+        await producer?.close();
         logger.info({ ...pipeline.stats }, 'ingest stopped');
       })();
       return stopped;
     },
   };
+}
+
+/**
+ * decode → detect → OCSF export, as one stage before the store write. Producing (alerts topic, OCSF
+ * topic) needs a log this process owns: a worker-side log (`vigil start`'s ingest thread) only
+ * consumes, so there alerts are stored but not published (docs/detection.md).
+ */
+async function detectionStages(config: IngestConfig, options: StartIngestOptions, logger: Logger) {
+  let producer: Producer | undefined;
+  try {
+    producer = options.log.producer();
+    await options.log.ensureTopics([Topics.alerts, Topics.ocsf]);
+  } catch (err) {
+    producer = undefined;
+    logger.warn({ err: (err as Error).message }, 'ingest cannot produce to this log: alerts are stored but not published, OCSF export is off');
+  }
+  const directory = new SessionDirectory();
+  const detect = config.detect.enabled
+    ? await DetectTransform.create({ config: config.detect, store: options.store, producer, logger, retry_backoff_ms: config.retry_backoff_ms, retry_max_ms: config.retry_max_ms, directory })
+    : undefined;
+  const ocsf = producer && config.siem.ocsf.enabled ? new OcsfExport(config.siem.ocsf, producer, directory, options.product_version ?? '0.1.0') : undefined;
+  if (!detect && !ocsf) return { stage: undefined, detect, ocsf, producer };
+  const stage = async (events: ChainedEvent[], rows: RowBatch): Promise<void> => {
+    if (!detect) await directory.resolve(options.store, events, rows.queries);
+    const alerts = detect ? await detect.handle(events, rows) : [];
+    await ocsf?.publish(events, rows.queries, alerts);
+    for (const e of events) if (e.type === 'session.ended') directory.delete(e.session_id);
+  };
+  return { stage, detect, ocsf, producer };
 }

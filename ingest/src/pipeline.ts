@@ -83,6 +83,8 @@ export class Pipeline {
     /** Masking at rest (transforms/mask); absent: rows are stored as decoded (unit tests, benchmarks). */
     private readonly masker?: AtRestMasker,
     private readonly preview = { rows: 0, value_bytes: 0 },
+    /** Stages after decode and before the store (detect, SIEM export): awaited, so they share the batch's acknowledgement. */
+    private readonly stage?: (events: ChainedEvent[], rows: RowBatch) => Promise<void>,
   ) {}
 
   /** Handle one source batch; resolves once its rows are in ClickHouse. */
@@ -92,6 +94,7 @@ export class Pipeline {
       await this.lookupUnknownSessions(batch.events);
       const rows = this.fold(batch.events, snapshots);
       await this.terminal.settle();
+      if (this.stage) await this.stage(batch.events, rows);
       await this.sink.write(rows);
       afterInsertFault();
     } catch (err) {

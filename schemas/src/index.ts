@@ -12,6 +12,7 @@ import { ApprovalDecided, ApprovalOverride, ApprovalRequested, ApprovalResolved 
 import { MaskApplied } from './events/mask.ts';
 import { RecordingViewed } from './events/audit.ts';
 import { SshChannel, SshFile, SshRequest } from './events/ssh.ts';
+import { AlertEvent } from './events/alert.ts';
 
 export * from './envelope.ts';
 export * from './events/frame.ts';
@@ -22,6 +23,7 @@ export * from './events/approval.ts';
 export * from './events/mask.ts';
 export * from './events/audit.ts';
 export * from './events/ssh.ts';
+export * from './events/alert.ts';
 export { canonicalJson } from './canonical.ts';
 export { seal, decode, verifyRecord, verifyChain, CodecError, type Sealed, type ChainReport, type UnsealedEvent } from './codec.ts';
 export { SessionChain, nowUs, type ChainInput, type ChainedRecord } from './chain.ts';
@@ -52,6 +54,7 @@ export const schemas = {
   'ssh.channel@1': SshChannel,
   'ssh.request@1': SshRequest,
   'ssh.file@1': SshFile,
+  'alert@1': AlertEvent,
 } as const;
 export type SchemaKey = keyof typeof schemas;
 

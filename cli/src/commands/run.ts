@@ -15,6 +15,7 @@ import { openDevIssuer, type DevIssuer } from '@vigil/identity/dev-issuer';
 import { EventSink } from '@vigil/gateway/recorder/index';
 import { startGateway, ApprovalBroker } from '@vigil/gateway';
 import { startIngest } from '@vigil/ingest';
+import { startSiemSinks } from '@vigil/ingest/siem/index';
 import { buildApi } from '@vigil/replay-ui/app';
 import { ApprovalBook } from '@vigil/replay-ui/approvals-book';
 import { createAccessAudit } from '@vigil/replay-ui/access-audit';
@@ -80,8 +81,13 @@ export async function startComponents(config: VigilConfig, which: Components): P
       const stop = await startIngestWorker(config, log, logger.child({ component: 'ingest-supervisor' }), (why) => running.fatal?.(why));
       stops.push(stop);
     } else if (which.ingest) {
-      const ingest = await startIngest({ config: config.ingest, log, store: store!, logger: logger.child({ component: 'ingest' }) });
+      const ingest = await startIngest({ config: config.ingest, log, store: store!, logger: logger.child({ component: 'ingest' }), product_version: VERSION });
       stops.push(() => ingest.stop());
+    }
+    if (which.ingest && config.ingest.siem.sinks.length > 0) {
+      // SIEM sinks consume vigil.ocsf.v1 on the log this process owns (docs/siem.md).
+      const stopSinks = await startSiemSinks(config.ingest.siem, log, logger.child({ component: 'siem' }), VERSION);
+      stops.push(stopSinks);
     }
 
     if (which.gateway) {

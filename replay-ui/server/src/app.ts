@@ -16,6 +16,7 @@ import { healthPlugin } from './plugins/health.ts';
 import { sessionsPlugin } from './plugins/sessions.ts';
 import { devIssuerPlugin } from './plugins/dev-issuer.ts';
 import { approvalsPlugin } from './plugins/approvals.ts';
+import { alertsPlugin } from './plugins/alerts.ts';
 import type { ApprovalBook } from './approvals-book.ts';
 import type { AccessAudit } from './access-audit.ts';
 import { mePlugin } from './plugins/me.ts';
@@ -89,6 +90,7 @@ export async function buildApi(options: BuildApiOptions): Promise<FastifyInstanc
   await app.register(sessionsPlugin, { store: options.store, config, audit: options.audit });
   await app.register(asciicastPlugin, { store: options.store, audit: options.audit });
   await app.register(approvalsPlugin, { book: options.approvals });
+  await app.register(alertsPlugin, { store: options.store, config });
   await app.register(activityPlugin, { store: options.store, config });
   await app.register(mePlugin);
   const login = Boolean(options.devIssuer && options.localAdmin);
