@@ -4,8 +4,10 @@
  *   pgbouncer  pgbench → pgbouncer (Debian, transaction pooling) → PostgreSQL
  *   vigil      pgbench → Vigil gateway (embedded, every frame recorded to the local log) → PostgreSQL
  *   vigil+policy  the same with test/bench/policy.yaml (20 rules, 5 masked columns): every statement
- *              analysed by the PostgreSQL parser and evaluated (pgbench's simple protocol inlines
- *              values, so nearly every statement text is new: the uncached parse cost is measured)
+ *              analysed by the PostgreSQL parser and evaluated, and the masked columns rewritten in
+ *              every result row
+ *   node-relay pgbench → a bare Node.js TCP relay (test/bench/node-relay.ts: pipe, nothing parsed or
+ *              recorded) → PostgreSQL: the ceiling of a Node data path on this machine
  * Workloads: `-S` (select-only) and the default TPC-B-like script. Each (workload, path) pair runs
  * BENCH_ROUNDS times interleaved (direct, pgbouncer, vigil, direct, …) so machine noise hits all
  * paths alike; the median TPS is reported with the ratios vigil/pgbouncer and vigil/direct.
@@ -99,6 +101,7 @@ async function main(): Promise<void> {
   sh('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-q', '-s', String(SCALE), DB]);
 
   const bouncer = await startPgbouncer();
+  const relay = await startNodeRelay();
   const vigil = await startVigil();
   const policyFile = fileURLToPath(new URL('./policy.yaml', import.meta.url));
   const governed = await startVigil({ config: { gateway: { id: 'gw-bench-policy', policy_file: policyFile } } });
@@ -110,6 +113,7 @@ async function main(): Promise<void> {
       pgbouncer: { host: '127.0.0.1', port: bouncer.port, user: 'postgres', db: DB },
       vigil: { host: '127.0.0.1', port: vigil.gatewayPort, user: 'bench', db: `local-pg/${DB}`, password: token },
       'vigil+policy': { host: '127.0.0.1', port: governed.gatewayPort, user: 'bench', db: `local-pg/${DB}`, password: governedToken },
+      'node-relay': { host: '127.0.0.1', port: relay.port, user: 'postgres', db: DB },
     } as const;
     const workloads = [
       { name: 'select-only (-S)', selectOnly: true },
@@ -131,12 +135,12 @@ async function main(): Promise<void> {
       );
     }
     console.log('\nmedian TPS / average latency, and ratios (same run):');
-    console.log('workload            direct            pgbouncer         vigil             vigil+policy      vigil/pgbouncer  vigil/direct  policy cost (vigil+policy/vigil)');
+    console.log('workload            direct            pgbouncer         vigil             vigil+policy      node-relay        vigil/pgbouncer  vigil/direct  policy cost (vigil+policy/vigil)  node-relay/pgbouncer');
     for (const [name, r] of Object.entries(report)) {
       const cell = (x: { tps: number; latency_ms: number }) => `${x.tps.toFixed(0).padStart(6)} ${x.latency_ms.toFixed(3).padStart(7)} ms`.padEnd(18);
       console.log(
-        `${name.padEnd(20)}${cell(r.direct!)}${cell(r.pgbouncer!)}${cell(r.vigil!)}${cell(r['vigil+policy']!)}` +
-          `${(r.vigil!.tps / r.pgbouncer!.tps).toFixed(2).padStart(15)}  ${(r.vigil!.tps / r.direct!.tps).toFixed(2).padStart(12)}  ${(r['vigil+policy']!.tps / r.vigil!.tps).toFixed(2).padStart(12)}`,
+        `${name.padEnd(20)}${cell(r.direct!)}${cell(r.pgbouncer!)}${cell(r.vigil!)}${cell(r['vigil+policy']!)}${cell(r['node-relay']!)}` +
+          `${(r.vigil!.tps / r.pgbouncer!.tps).toFixed(2).padStart(15)}  ${(r.vigil!.tps / r.direct!.tps).toFixed(2).padStart(12)}  ${(r['vigil+policy']!.tps / r.vigil!.tps).toFixed(2).padStart(32)}  ${(r['node-relay']!.tps / r.pgbouncer!.tps).toFixed(2).padStart(20)}`,
       );
     }
     mkdirSync('bench-results', { recursive: true });
@@ -145,7 +149,23 @@ async function main(): Promise<void> {
     await vigil.stop();
     await governed.stop();
     bouncer.stop();
+    relay.stop();
   }
+}
+
+/** The bare Node relay in a process of its own (not on this driver's event loop). */
+async function startNodeRelay(): Promise<{ port: number; stop(): void }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./node-relay.ts', import.meta.url)), '5432'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`node relay exited ${code}`)));
+  });
+  return { port, stop: () => child.kill('SIGTERM') };
 }
 
 await main();

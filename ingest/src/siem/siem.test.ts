@@ -52,6 +52,11 @@ const SAMPLES: Record<string, Record<string, unknown>> = {
   'approval.resolved': { ...env, type: 'approval.resolved', version: 1, approval_id: 'ap1', outcome: 'approved', decisions: [], waited_us: 1 },
   'approval.decided': { type: 'approval.decided', version: 1, event_id: 'd1', time: env.time, approval_id: 'ap1', session_id: 's1', sub: 'bob', groups: ['leads'], reason: 'ok', via: 'api', decision: 'approve' },
   'approval.override': { type: 'approval.override', version: 1, event_id: 'o1', time: env.time, approval_id: 'ap1', session_id: 's1', sub: 'bob', groups: ['leads'], reason: 'INC-1', via: 'cli', kind: 'break_glass' },
+  'mask.applied': { ...env, type: 'mask.applied', version: 1, protocol_kind: 'simple', statement_kind: 'SelectStmt', rows: 3, rule_ids: ['m'], columns: [], detectors: [] },
+  'recording.viewed': { ...env, type: 'recording.viewed', version: 1, viewed_session_id: 's0', view: 'replay', route: 'GET /api/sessions/:id', roles: ['analyst'] },
+  'ssh.channel': { ...env, type: 'ssh.channel', version: 1, channel: 0, action: 'refused', kind: 'direct-tcpip', code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason: 'no' },
+  'ssh.request': { ...env, type: 'ssh.request', version: 1, channel: 0, direction: 'c2s', request: 'exec', accepted: true, command: 'uptime' },
+  'ssh.file': { ...env, type: 'ssh.file', version: 1, channel: 0, protocol: 'sftp', op: 'write', path: '/tmp/x', direction: 'upload', bytes: 10 },
   alert: { type: 'alert', version: 1, event_id: 'al1', alert_id: 'al1', time: env.time, rule: 'bulk_read.per_query', severity: 'high', sub: 'alice', groups: ['dba'], session_id: 's1', target_id: 'prod-pg', summary: 'big', evidence: ['e1'], facts: { rows: 1 }, dedupe_key: 's1' },
 };
 const ctx = { session: (id: string) => (id === 's1' ? SESSION : undefined), product_version: '0.1.0' };

@@ -94,6 +94,29 @@ const MAPPINGS: Record<string, (e: Any, s: SessionFacts | undefined) => ClassPar
   'approval.resolved': (e, s) => approvalApi(e, s, 3, `approval ${String(e.outcome)}`),
   'approval.decided': (e) => approvalApi(e, undefined, 3, `approval decision: ${String(e.decision)}`),
   'approval.override': (e) => ({ ...approvalApi(e, undefined, 3, `approval override: ${String(e.kind)}`), severity_id: 4 }),
+  'mask.applied': (e, s) => ({
+    class_uid: 6005, activity_id: 99, status_id: STATUS.success,
+    message: `values masked before the client got them: ${(e.columns as unknown[] | undefined)?.length ?? 0} column(s), ${(e.detectors as unknown[] | undefined)?.length ?? 0} detector(s), ${String(e.rows ?? 0)} row(s)`,
+    database: { name: s?.target_id || String(e.target_id ?? ''), type_id: 99, type: 'PostgreSQL' }, type_id: 1,
+  }),
+  'recording.viewed': (e) => ({
+    class_uid: 6003, activity_id: 2, status_id: STATUS.success, message: `recording of session ${String(e.viewed_session_id)} viewed (${String(e.view)})`,
+    api: { operation: String(e.route ?? 'recording.viewed'), request: { uid: String(e.event_id) } },
+    resources: [{ uid: String(e.viewed_session_id), type: 'session recording' }],
+  }),
+  // SSH Activity 4007: channel lifecycle, channel requests (pty, exec, env, signals, …) and file transfers.
+  'ssh.channel': (e) => ({
+    class_uid: 4007, activity_id: e.action === 'open' ? 1 : e.action === 'closed' ? 2 : 5,
+    status_id: e.action === 'refused' ? STATUS.failure : STATUS.success, ...(e.action === 'refused' ? { severity_id: 2, status_code: String(e.code ?? '') } : {}),
+    message: `ssh ${String(e.kind)} channel ${String(e.action)}${e.reason ? `: ${String(e.reason)}` : ''}`,
+  }),
+  'ssh.request': (e) => ({
+    class_uid: 4007, activity_id: e.accepted ? 99 : 5, status_id: e.accepted ? STATUS.success : STATUS.failure,
+    message: `ssh ${String(e.request)} ${e.accepted ? 'accepted' : 'refused'}${e.command ? `: ${clip(String(e.command))}` : ''}`,
+  }),
+  'ssh.file': (e) => ({
+    class_uid: 4007, activity_id: 6, status_id: STATUS.success, message: `${String(e.protocol)} ${String(e.op)} ${String(e.direction)} ${clip(String(e.path))} (${String(e.bytes)} bytes)`,
+  }),
   alert: (e) => ({
     class_uid: 2004, activity_id: 1, severity_id: SEVERITY[String(e.severity)] ?? 3, status_id: 1, message: String(e.summary),
     finding_info: {
