@@ -42,6 +42,7 @@ import type { SqlAnalysis } from '../../sql/analyse.ts';
 import type { MaskEngine, MaskPlan } from '../../mask/engine.ts';
 import { NO_MASK } from '../../mask/engine.ts';
 import { lineageOf, type Lin, type Lineage } from '../../mask/lineage.ts';
+import { normalizeNumerics } from '../../sql/normalize.ts';
 import type { Detector } from '../../policy/schema.ts';
 import type { MaskApplied } from '@vigil/schemas';
 import type { PolicyRuntime } from './enforce.ts';
@@ -120,19 +121,44 @@ const F = { Query: 0x51, Parse: 0x50, Bind: 0x42, Describe: 0x44, Execute: 0x45,
 const MAX_NAMES = 10_000;
 const PARSE_CACHE_MAX = 2000;
 
+/**
+ * Parse trees by statement text with numeric literals normalised (sql/normalize.ts): statements that
+ * differ only in inlined numbers share one tree. What is read from a tree here (lineage, cursor and
+ * relation names, node kinds, locations) never depends on a numeric constant's value, and the
+ * normalised text keeps every length, so locations are the original's.
+ */
 const parseCache = new Map<string, Obj[] | null>();
 function parseAll(text: string): Obj[] | null {
-  let hit = parseCache.get(text);
+  const key = normalizeNumerics(text) ?? text;
+  let hit = parseCache.get(key);
   if (hit === undefined) {
     try {
-      hit = (parseSync(text) as { stmts?: { stmt: Obj }[] }).stmts?.map((s) => s.stmt) ?? [];
+      hit = (parseSync(key) as { stmts?: { stmt: Obj }[] }).stmts?.map((s) => s.stmt) ?? [];
     } catch {
-      hit = null;
+      hit = key === text ? null : parseAllExact(text);
     }
     if (parseCache.size >= PARSE_CACHE_MAX) parseCache.delete(parseCache.keys().next().value as string);
-    if (text.length < 64 * 1024) parseCache.set(text, hit);
+    if (text.length < 64 * 1024) parseCache.set(key, hit);
   }
   return hit;
+}
+
+function parseAllExact(text: string): Obj[] | null {
+  try {
+    return (parseSync(text) as { stmts?: { stmt: Obj }[] }).stmts?.map((s) => s.stmt) ?? [];
+  } catch {
+    return null;
+  }
+}
+
+/** Lineage per parse tree (trees are shared through parseCache) and catalog snapshot: computed once. */
+const lineageCache = new WeakMap<Obj, { snap: CatalogSnapshot; lineage: Lineage }>();
+function cachedLineage(tree: Obj, snap: CatalogSnapshot): Lineage {
+  const hit = lineageCache.get(tree);
+  if (hit !== undefined && hit.snap === snap) return hit.lineage;
+  const lineage = lineageOf(tree, snap);
+  lineageCache.set(tree, { snap, lineage });
+  return lineage;
 }
 
 const cstr = (m: Buffer, off: number): { text: string; end: number } | undefined => {
@@ -582,7 +608,7 @@ export class PgMaskStream {
     const source = stmt?.via ?? stmt;
     const tree = source?.tree();
     if (!tree) return undefined;
-    return lineageOf(tree, snap);
+    return cachedLineage(tree, snap);
   }
 
   private onCopyOut(stmt: Stmt | undefined, m: Buffer, type: number): void {
@@ -757,7 +783,7 @@ export class PgMaskStream {
       if (this.o.catalog.current() === undefined) void this.o.catalog.refresh().catch(() => {});
       return a.relations.length > 0 && a.kind !== 'SelectStmt' ? 'the gateway has not loaded the target catalog yet, so it cannot tell whether this write copies masked columns; retry in a moment' : undefined;
     }
-    const l = lineageOf(tree, snap);
+    const l = cachedLineage(tree, snap);
     const w = l.written;
     if (w.sources.size === 0 && !w.opaque) return undefined;
     const masked = [...w.sources].find((s) => mask.column(s) !== undefined);

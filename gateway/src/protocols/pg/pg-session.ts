@@ -524,7 +524,15 @@ export class PgSession {
         this.s2cForwarded = this.s2c.buffered; // the head of an incomplete message went out with the chunk
         if (err) return this.refuse('GW_ERR_UPSTREAM_PROTOCOL', `target sent a bad message: ${err.message}`, 'protocol_error', 'protocol', 's2c');
       } else {
-        const err = this.s2c.push(chunk, this.onS2CMessage);
+        // Message by message (masking, substitutions, limits): one write for the chunk's messages.
+        const client = this.client;
+        client.cork();
+        let err;
+        try {
+          err = this.s2c.push(chunk, this.onS2CMessage);
+        } finally {
+          client.uncork();
+        }
         if (err && !this.ended) return this.refuse('GW_ERR_UPSTREAM_PROTOCOL', `target sent a bad message: ${err.message}`, 'protocol_error', 'protocol', 's2c');
         if (this.state === PgState.Relaying && this.sawReady && this.s2c.buffered === 0) this.s2cPerMessage = false;
       }
