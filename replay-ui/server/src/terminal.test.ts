@@ -223,7 +223,7 @@ test('live: catches up from the latest snapshot, streams rows as they are stored
   const live = `live-${randomUUID()}`;
   const src = rows.terminal.filter((r) => r.channel === 0);
   const half = Math.floor(src.length / 2);
-  const as = (r: { session_id: string }) => ({ ...r, session_id: live });
+  const as = <T extends { session_id: string }>(r: T): T => ({ ...r, session_id: live });
   await store.insert({ table: 'sessions', format: 'JSONEachRow', values: [{ session_id: live, version: 1, started_at: src[0]!.time, sub: 'term-user', target_id: 'web-1', protocol: 'ssh', gateway_id: 'gw' }] });
   await store.insert({ table: 'terminal', values: src.slice(0, half).map(as), format: 'JSONEachRow' });
   const firstSeq = src[half]!.seq;
