@@ -83,7 +83,7 @@ export function TerminalPlayer({ sessionId, at_us }: { sessionId: string; at_us?
   const current = info ? info.markers.filter((m) => m.t_us <= pos).length - 1 : -1;
 
   return (
-    <div className="terminal-replay" data-testid="terminal-player" data-state={state} data-position-us={Math.round(pos)} data-duration-us={dur}>
+    <div className="terminal-replay" data-testid="terminal-player" data-state={state} data-position-us={Math.round(pos)} data-duration-us={dur} data-seeks={player?.seeks ?? 0}>
       <div className="term-main">
         <div className="term-screen" ref={host} data-testid="terminal-screen" />
         <div className="term-controls">

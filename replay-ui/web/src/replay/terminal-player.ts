@@ -27,6 +27,8 @@ export class TerminalPlayer {
   position_us = 0;
   speed = 1;
   error: string | null = null;
+  /** Seeks completed so far (a view or a test can tell a finished seek from the state before it). */
+  seeks = 0;
 
   private buffer: TerminalEvent[] = [];
   private more: number | null = null; // next_after_seq
@@ -92,6 +94,7 @@ export class TerminalPlayer {
       return this.to(PlayerEvent.Fail);
     }
     this.position_us = target;
+    this.seeks++;
     this.to(PlayerEvent.Ready);
     if (resume) this.play();
   }
