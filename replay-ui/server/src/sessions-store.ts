@@ -133,8 +133,9 @@ export async function listSessions(
   if (filter.q !== undefined) {
     // A substring, not a pattern: no LIKE metacharacters to escape, and the text is a bound value.
     // Databases answer from their statements, terminals from their command lines (exec and shell).
-    where.push(`(session_id IN (SELECT session_id FROM queries WHERE positionCaseInsensitiveUTF8(statement, {q:String}) > 0)
-                 OR session_id IN (SELECT session_id FROM commands WHERE positionCaseInsensitiveUTF8(line, {q:String}) > 0))`);
+    // One set built from both tables (UNION ALL), not two IN sets joined by OR.
+    where.push(`session_id IN (SELECT session_id FROM queries WHERE positionCaseInsensitiveUTF8(statement, {q:String}) > 0
+                               UNION ALL SELECT session_id FROM commands WHERE positionCaseInsensitiveUTF8(line, {q:String}) > 0)`);
     params.q = filter.q;
   }
   if (filter.from_us !== undefined) (where.push('toUnixTimestamp64Micro(started_at) >= {from_us:Int64}'), (params.from_us = filter.from_us.toString()));
