@@ -102,7 +102,9 @@ export const ListSessionsQuerySchema = Type.Object(
     actor_kind: Type.Optional(Type.Union([Type.Literal('agent'), Type.Literal('human')])),
     /** true: sessions still open (no session.ended yet); false: ended ones. */
     live: Type.Optional(Type.Boolean()),
-    /** Sessions that ran a statement containing this text (case-insensitive substring). */
+    /** true: sessions with at least one detection alert; false: sessions with none. */
+    has_alerts: Type.Optional(Type.Boolean()),
+    /** Sessions that ran a statement or a shell/exec command containing this text (case-insensitive substring). */
     q: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
     /** Sessions started at or after. */
     from: Type.Optional(TimeParam),

@@ -109,7 +109,9 @@ export interface SessionFilter {
   protocol?: string;
   actor_kind?: 'agent' | 'human';
   live?: boolean;
-  /** Case-insensitive substring of a statement the session ran (answered from `queries`). */
+  /** Sessions with (true) or without (false) a detection alert (the `alerts` table). */
+  has_alerts?: boolean;
+  /** Case-insensitive substring of a statement (`queries`) or command line (`commands`) the session ran. */
   q?: string;
   from_us?: bigint;
   to_us?: bigint;
@@ -127,9 +129,13 @@ export async function listSessions(
   if (filter.protocol !== undefined) (where.push('protocol = {protocol:String}'), (params.protocol = filter.protocol));
   if (filter.actor_kind !== undefined) (where.push('actor_kind = {actor_kind:String}'), (params.actor_kind = filter.actor_kind));
   if (filter.live !== undefined) where.push(filter.live ? 'isNull(ended_at)' : 'isNotNull(ended_at)');
+  if (filter.has_alerts !== undefined) where.push(`session_id ${filter.has_alerts ? '' : 'NOT '}IN (SELECT session_id FROM alerts)`);
   if (filter.q !== undefined) {
     // A substring, not a pattern: no LIKE metacharacters to escape, and the text is a bound value.
-    where.push('session_id IN (SELECT session_id FROM queries WHERE positionCaseInsensitiveUTF8(statement, {q:String}) > 0)');
+    // Databases answer from their statements, terminals from their command lines (exec and shell).
+    // One set built from both tables (UNION ALL), not two IN sets joined by OR.
+    where.push(`session_id IN (SELECT session_id FROM queries WHERE positionCaseInsensitiveUTF8(statement, {q:String}) > 0
+                               UNION ALL SELECT session_id FROM commands WHERE positionCaseInsensitiveUTF8(line, {q:String}) > 0)`);
     params.q = filter.q;
   }
   if (filter.from_us !== undefined) (where.push('toUnixTimestamp64Micro(started_at) >= {from_us:Int64}'), (params.from_us = filter.from_us.toString()));

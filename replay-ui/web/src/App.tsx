@@ -7,6 +7,7 @@ import { SessionsPage } from './views/SessionsPage.tsx';
 import { SessionPage } from './views/SessionPage.tsx';
 import { ActivityPage } from './views/ActivityPage.tsx';
 import { ApprovalsPage } from './views/ApprovalsPage.tsx';
+import { AlertPage, AlertsPage } from './views/AlertsPage.tsx';
 
 export function App() {
   const route = useRoute();
@@ -50,6 +51,7 @@ export function App() {
         <a className="brand" {...linkProps('/ui/')}>Vigil</a>
         <nav>
           <a className={route.name === 'sessions' || route.name === 'session' ? 'active' : ''} {...linkProps('/ui/')}>Sessions</a>
+          {canRead && <a className={route.name === 'alerts' || route.name === 'alert' ? 'active' : ''} {...linkProps('/ui/alerts')}>Alerts</a>}
           <a className={route.name === 'activity' ? 'active' : ''} {...linkProps('/ui/activity')}>Activity</a>
           {canSeeApprovals && <a className={route.name === 'approvals' ? 'active' : ''} {...linkProps('/ui/approvals')}>Approvals</a>}
         </nav>
@@ -74,7 +76,11 @@ export function App() {
         ) : route.name === 'sessions' ? (
           <SessionsPage search={route.search} />
         ) : route.name === 'session' ? (
-          <SessionPage id={route.id} />
+          <SessionPage id={route.id} search={route.search} />
+        ) : route.name === 'alerts' ? (
+          <AlertsPage search={route.search} />
+        ) : route.name === 'alert' ? (
+          <AlertPage id={route.id} />
         ) : route.name === 'activity' ? (
           <ActivityPage />
         ) : (

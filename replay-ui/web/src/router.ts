@@ -1,9 +1,11 @@
-/** A few routes under /ui/ on the History API; no router dependency for four pages. */
+/** A few routes under /ui/ on the History API; no router dependency for a handful of pages. */
 import { useEffect, useState } from 'react';
 
 export type Route =
   | { name: 'sessions'; search: URLSearchParams }
-  | { name: 'session'; id: string }
+  | { name: 'session'; id: string; search: URLSearchParams }
+  | { name: 'alerts'; search: URLSearchParams }
+  | { name: 'alert'; id: string }
   | { name: 'activity' }
   | { name: 'approvals' }
   | { name: 'callback'; search: string }
@@ -14,9 +16,12 @@ export function parseRoute(pathname: string, search: string): Route {
   if (path === '' || path === 'sessions') return { name: 'sessions', search: new URLSearchParams(search) };
   if (path === 'activity') return { name: 'activity' };
   if (path === 'approvals') return { name: 'approvals' };
+  if (path === 'alerts') return { name: 'alerts', search: new URLSearchParams(search) };
+  const a = /^alerts\/([^/]+)$/.exec(path);
+  if (a) return { name: 'alert', id: decodeURIComponent(a[1]) };
   if (path === 'callback') return { name: 'callback', search };
   const m = /^sessions\/([^/]+)$/.exec(path);
-  if (m) return { name: 'session', id: decodeURIComponent(m[1]) };
+  if (m) return { name: 'session', id: decodeURIComponent(m[1]), search: new URLSearchParams(search) };
   return { name: 'not-found' };
 }
 

@@ -91,3 +91,23 @@ test('roles: auditor and admin read; approver and anonymous are refused; bad fil
   assert.equal((await get("/api/alerts?rule=x'or")).statusCode, 400);
   assert.equal((await get('/api/alerts?from=yesterday')).statusCode, 400);
 });
+
+test('one alert by alert_id (the UI detail page); sessions filtered by has_alerts; search covers command lines', async () => {
+  const one = await get('/api/alerts?alert_id=a010');
+  assert.equal(one.statusCode, 200, one.body);
+  assert.deepEqual(one.json().items.map((a: { alert_id: string }) => a.alert_id), ['a010']);
+  assert.deepEqual((await get('/api/alerts?alert_id=nope')).json().items, []);
+  await store.insert({
+    table: 'sessions', format: 'JSONEachRow',
+    values: ['sb', 'quiet'].map((id) => ({ session_id: id, version: 1, started_at: '2026-01-12 09:00:00.000000', sub: 'bob', target_id: 'web-1', protocol: 'ssh', gateway_id: 'gw' })),
+  });
+  await store.insert({
+    table: 'commands', format: 'JSONEachRow',
+    values: [{ session_id: 'quiet', seq: 5, channel: 0, time: '2026-01-12 09:00:01.000000', sub: 'bob', target_id: 'web-1', source: 'shell', line: 'tar czf /tmp/Exfil.tgz /srv', uncertain: false, blocked: false, rule_id: '' }],
+  });
+  const ids = async (qs: string) => (await get(`/api/sessions?${qs}`)).json().items.map((s: { session_id: string }) => s.session_id).sort();
+  assert.deepEqual(await ids('sub=bob&has_alerts=true'), ['sb']);
+  assert.deepEqual(await ids('sub=bob&has_alerts=false'), ['quiet']);
+  assert.deepEqual(await ids('q=exfil.TGZ'), ['quiet'], 'case-insensitive substring of a shell line');
+  assert.deepEqual(await ids('q=exfil&has_alerts=true'), []);
+});

@@ -1,6 +1,6 @@
 /**
  * `GET /api/alerts`: detection alerts (issue 5) for analysts, auditors and admins, newest first,
- * filtered by identity, rule (exact or prefix `bulk_read.*`), severity (at least), session, target
+ * filtered by alert id, identity, rule (exact or prefix `bulk_read.*`), severity (at least), session, target
  * and time range; keyset pagination on (time, alert_id). Schemas, store query and route in one file:
  * the feature is one route.
  */
@@ -19,6 +19,8 @@ const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
 
 export const ListAlertsQuerySchema = Type.Object(
   {
+    /** One alert (the UI's detail page). */
+    alert_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     sub: Type.Optional(Type.String({ minLength: 1 })),
     rule: Type.Optional(Type.String({ minLength: 1, pattern: '^[a-z_.]+\\*?$' })),
     min_severity: Type.Optional(Type.Union(SEVERITIES.map((s) => Type.Literal(s)))),
@@ -57,6 +59,7 @@ const iso = (us: bigint): string => `${new Date(Number(us / 1000n)).toISOString(
 async function listAlerts(store: ClickHouseClient, q: ListAlertsQuery, limit: number) {
   const where: string[] = [];
   const params: Record<string, unknown> = { limit: limit + 1 };
+  if (q.alert_id) (where.push('alert_id = {aid:String}'), (params.aid = q.alert_id));
   if (q.sub) (where.push('sub = {sub:String}'), (params.sub = q.sub));
   if (q.session_id) (where.push('session_id = {sid:String}'), (params.sid = q.session_id));
   if (q.target_id) (where.push('target_id = {tid:String}'), (params.tid = q.target_id));

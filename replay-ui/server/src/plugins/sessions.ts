@@ -50,6 +50,7 @@ export const sessionsPlugin = definePlugin<{ store: ClickHouseClient; config: Ap
           protocol: q.protocol,
           actor_kind: q.actor_kind,
           live: q.live,
+          has_alerts: q.has_alerts,
           q: q.q,
           from_us: q.from === undefined ? undefined : parseTimeParam(q.from, 'from'),
           to_us: q.to === undefined ? undefined : parseTimeParam(q.to, 'to'),

@@ -99,12 +99,41 @@ export const listApprovals = (state = 'pending') => api<{ items: Approval[] }>('
 export const decideApproval = (id: string, body: { decision: 'approve' | 'deny'; reason: string; override?: 'force' | 'break_glass' }) =>
   post<{ approval_id: string; event_id: string; type: string }>(`/api/approvals/${encodeURIComponent(id)}/decision`, { ...body, via: 'ui' });
 
+/** A detection alert as GET /api/alerts returns it (replay-ui/server/src/plugins/alerts.ts). */
+export interface Alert {
+  alert_id: string;
+  time: string;
+  rule: string;
+  severity: string;
+  sub: string;
+  groups: string[];
+  session_id: string;
+  target_id: string;
+  summary: string;
+  evidence: string[];
+  facts: Record<string, number | string | boolean>;
+}
+
+export interface AlertFilters {
+  alert_id?: string;
+  session_id?: string;
+  sub?: string;
+  rule?: string;
+  min_severity?: string;
+  target_id?: string;
+  from?: string;
+  to?: string;
+}
+
+export const listAlerts = (f: AlertFilters, cursor?: string) => api<{ items: Alert[]; next: string | null }>('/api/alerts', { ...f, cursor, limit: 50 });
+
 export interface SessionFilters {
   sub?: string;
   actor_kind?: 'agent' | 'human' | '';
   target_id?: string;
   protocol?: string;
   live?: 'true' | 'false' | '';
+  has_alerts?: 'true' | 'false' | '';
   q?: string;
   from?: string;
   to?: string;

@@ -3,12 +3,33 @@
  * bar), with rows, result bytes, the gateway's verdict and any error. Pure view of what a driver
  * delivered.
  */
+import { useEffect, useRef } from 'react';
 import type { Query, Session } from '../api/client.ts';
 import { bytes, duration, microsBetween } from '../format.ts';
 
-export function QueryTimeline({ session, queries }: { session: Session; queries: readonly Query[] }) {
-  if (queries.length === 0) return <p className="muted">No statements recorded in this session.</p>;
+/** The statement to mark (an alert's moment): by event id, else the last one started by `at_us`. */
+export function markedIndex(queries: readonly Query[], offsets: number[], mark?: { event_id?: string; at_us?: number }): number {
+  if (!mark) return -1;
+  if (mark.event_id) {
+    const i = queries.findIndex((q) => q.event_id === mark.event_id);
+    if (i >= 0) return i;
+  }
+  if (mark.at_us === undefined) return -1;
+  let found = -1;
+  offsets.forEach((o, i) => {
+    if (o <= mark.at_us!) found = i;
+  });
+  return found;
+}
+
+export function QueryTimeline({ session, queries, mark }: { session: Session; queries: readonly Query[]; mark?: { event_id?: string; at_us?: number } }) {
+  const marked = useRef<HTMLLIElement>(null);
   const offsets = queries.map((q) => Math.max(0, microsBetween(session.started_at, q.time)));
+  const markAt = markedIndex(queries, offsets, mark);
+  useEffect(() => {
+    marked.current?.scrollIntoView({ block: 'center' });
+  }, [markAt]);
+  if (queries.length === 0) return <p className="muted">No statements recorded in this session.</p>;
   const end = Math.max(1, session.duration_us, ...queries.map((q, i) => offsets[i] + q.duration_us));
   return (
     <ol className="timeline" data-testid="timeline">
@@ -16,7 +37,7 @@ export function QueryTimeline({ session, queries }: { session: Session; queries:
         const left = (offsets[i] / end) * 100;
         const width = Math.max(0.4, (q.duration_us / end) * 100);
         return (
-          <li key={q.seq} className={`stmt ${q.verdict}${q.error ? ' failed' : ''}`} data-seq={q.seq} data-verdict={q.verdict}>
+          <li key={q.seq} ref={i === markAt ? marked : undefined} className={`stmt ${q.verdict}${q.error ? ' failed' : ''}${i === markAt ? ' marked' : ''}`} data-seq={q.seq} data-verdict={q.verdict} data-marked={i === markAt ? 'true' : undefined}>
             <div className="when">
               <span className="mono">+{duration(offsets[i])}</span>
               <div className="track" aria-hidden="true">

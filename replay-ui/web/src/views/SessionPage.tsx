@@ -1,16 +1,33 @@
-/** One session: its metadata, then the replay that fits its protocol (query replay for databases). */
-import { useEffect, useMemo, useState } from 'react';
+/**
+ * One session: its metadata, its alerts, then the replay that fits its protocol: the terminal
+ * player for SSH, query replay for databases. `?t=<seconds>` or `?at=<ISO time>` (an alert's
+ * moment) opens the replay at that instant; `?event=<event id>` marks that statement.
+ */
+import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
 import { recordedQueryDriver } from '../replay/query-driver.ts';
 import { QueryTimeline } from '../components/QueryTimeline.tsx';
-import { bytes, duration, when } from '../format.ts';
+import { listAlerts, type Alert } from '../api/client.ts';
+import { bytes, duration, microsBetween, when } from '../format.ts';
 import { linkProps } from '../router.ts';
 
-export function SessionPage({ id }: { id: string }) {
-  // Terminal sessions (SSH) will get a terminal driver and player here; databases replay queries.
+// xterm.js is most of the terminal player's weight: loaded only when an SSH session is opened.
+const TerminalPlayer = lazy(() => import('../components/TerminalPlayer.tsx').then((m) => ({ default: m.TerminalPlayer })));
+
+/** The instant asked for in the URL, as µs since the session's start. */
+export function offsetOf(search: URLSearchParams, startedAt: string): number | undefined {
+  const t = search.get('t');
+  if (t !== null && /^\d+(\.\d+)?$/.test(t)) return Math.round(Number(t) * 1e6);
+  const at = search.get('at');
+  if (at && /^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/.test(at)) return Math.max(0, microsBetween(startedAt, at));
+  return undefined;
+}
+
+export function SessionPage({ id, search }: { id: string; search: URLSearchParams }) {
   const driver = useMemo(() => recordedQueryDriver(id), [id]);
   const [, setVersion] = useState(0);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(true);
+  const [alerts, setAlerts] = useState<Alert[]>([]);
 
   useEffect(() => {
     setLoading(true);
@@ -24,13 +41,17 @@ export function SessionPage({ id }: { id: string }) {
         setError(e.message);
       },
     );
+    listAlerts({ session_id: id }).then((p) => setAlerts(p.items), () => setAlerts([]));
     return driver.subscribe?.(() => setVersion((v) => v + 1));
-  }, [driver]);
+  }, [driver, id]);
 
   const s = driver.session();
   if (error) return <p className="error" role="alert">{error}</p>;
   if (!s) return <p className="muted">{loading ? 'Loading…' : 'No such session.'}</p>;
+  const terminal = s.protocol === 'ssh';
+  const at_us = offsetOf(search, s.started_at);
   const blocked = driver.queries().filter((q) => q.verdict === 'blocked').length;
+  const base = `/ui/sessions/${encodeURIComponent(s.session_id)}`;
   return (
     <section>
       <p><a {...linkProps('/ui/')}>← Sessions</a></p>
@@ -43,14 +64,32 @@ export function SessionPage({ id }: { id: string }) {
         <dt>Started</dt><dd>{when(s.started_at)} UTC</dd>
         <dt>Duration</dt><dd>{s.ended_at ? duration(s.duration_us) : 'live'}</dd>
         <dt>Actor</dt><dd>{s.actor_kind}{s.groups.length ? ` · groups ${s.groups.join(', ')}` : ''}</dd>
-        <dt>Database</dt><dd>{s.db_user}@{s.db_name} on {s.target_addr}</dd>
+        {terminal ? <><dt>Login</dt><dd>{s.db_user || '—'} on {s.target_addr}</dd></> : <><dt>Database</dt><dd>{s.db_user}@{s.db_name} on {s.target_addr}</dd></>}
         <dt>Client</dt><dd>{s.client_app || '—'} from {s.client_addr}{s.tls ? ' (TLS)' : ''}</dd>
         <dt>Traffic</dt><dd>{bytes(s.bytes_c2s)} sent, {bytes(s.bytes_s2c)} received; {s.messages_c2s + s.messages_s2c} messages</dd>
-        <dt>Statements</dt><dd>{driver.queries().length}{driver.hasMore() ? '+' : ''}{blocked ? `, ${blocked} blocked` : ''}</dd>
+        {!terminal && <><dt>Statements</dt><dd>{driver.queries().length}{driver.hasMore() ? '+' : ''}{blocked ? `, ${blocked} blocked` : ''}</dd></>}
       </dl>
-      <QueryTimeline session={s} queries={driver.queries()} />
-      {driver.hasMore() && (
-        <button onClick={() => driver.loadMore().then(() => setVersion((v) => v + 1), (e: Error) => setError(e.message))}>More statements</button>
+      {alerts.length > 0 && (
+        <ul className="session-alerts" data-testid="session-alerts">
+          {alerts.map((a) => (
+            <li key={a.alert_id}>
+              <span className={`tag sev-${a.severity}`}>{a.severity}</span> <a {...linkProps(`/ui/alerts/${encodeURIComponent(a.alert_id)}`)}>{a.rule}</a>: {a.summary}{' '}
+              <a {...linkProps(`${base}?at=${encodeURIComponent(a.time)}${a.evidence[0] ? `&event=${encodeURIComponent(a.evidence[0])}` : ''}`)}>at +{duration(Math.max(0, microsBetween(s.started_at, a.time)))}</a>
+            </li>
+          ))}
+        </ul>
+      )}
+      {terminal ? (
+        <Suspense fallback={<p className="muted">Loading the player…</p>}>
+          <TerminalPlayer sessionId={s.session_id} at_us={at_us} />
+        </Suspense>
+      ) : (
+        <>
+          <QueryTimeline session={s} queries={driver.queries()} mark={{ event_id: search.get('event') ?? undefined, at_us }} />
+          {driver.hasMore() && (
+            <button onClick={() => driver.loadMore().then(() => setVersion((v) => v + 1), (e: Error) => setError(e.message))}>More statements</button>
+          )}
+        </>
       )}
     </section>
   );

@@ -1,6 +1,6 @@
 /**
- * Sessions: filters (identity, agent/human, target, protocol, time range, live) and a statement
- * search answered by the API (ClickHouse). The filters live in the URL, so a search can be shared
+ * Sessions: filters (identity, agent/human, target, protocol, time range, live, has alerts) and a
+ * search over statements and commands answered by the API (ClickHouse). The filters live in the URL, so a search can be shared
  * and the back button works.
  */
 import { useEffect, useState, type FormEvent } from 'react';
@@ -8,7 +8,7 @@ import { listSessions, type Session, type SessionFilters } from '../api/client.t
 import { linkProps, navigate } from '../router.ts';
 import { bytes, duration, when } from '../format.ts';
 
-const KEYS = ['q', 'sub', 'actor_kind', 'target_id', 'protocol', 'live', 'from', 'to'] as const;
+const KEYS = ['q', 'sub', 'actor_kind', 'target_id', 'protocol', 'live', 'has_alerts', 'from', 'to'] as const;
 
 function filtersOf(search: URLSearchParams): SessionFilters {
   const f: Record<string, string> = {};
@@ -80,7 +80,7 @@ export function SessionsPage({ search }: { search: URLSearchParams }) {
   return (
     <section>
       <form className="filters" onSubmit={submit} key={key}>
-        <input className="search" name="q" type="search" placeholder="Search statements (e.g. DROP TABLE, invoices)" defaultValue={filters.q} aria-label="Search statements" />
+        <input className="search" name="q" type="search" placeholder="Search statements and commands (e.g. DROP TABLE, invoices, rm -rf)" defaultValue={filters.q} aria-label="Search statements" />
         <input name="sub" placeholder="Identity" defaultValue={filters.sub} aria-label="Identity" />
         <select name="actor_kind" defaultValue={filters.actor_kind ?? ''} aria-label="Agent or human">
           <option value="">Agents and humans</option>
@@ -99,6 +99,11 @@ export function SessionsPage({ search }: { search: URLSearchParams }) {
           <option value="">Live and ended</option>
           <option value="true">Live</option>
           <option value="false">Ended</option>
+        </select>
+        <select name="has_alerts" defaultValue={filters.has_alerts ?? ''} aria-label="Alerts">
+          <option value="">With or without alerts</option>
+          <option value="true">Has alerts</option>
+          <option value="false">No alerts</option>
         </select>
         <label>From <input name="from" type="datetime-local" defaultValue={toLocal(filters.from)} /></label>
         <label>To <input name="to" type="datetime-local" defaultValue={toLocal(filters.to)} /></label>
