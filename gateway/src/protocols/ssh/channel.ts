@@ -30,6 +30,10 @@ const ENV_VALUE_CLIP = 1024;
 const SECRET_ENV = /pass|secret|token|key|cred|auth/i;
 /** Exit status when the gateway refuses an exec command (as a shell does for "cannot execute"). */
 export const BLOCKED_EXIT_STATUS = 126;
+/** After a dropped line, at most this long before typed input goes on (if the shell stays silent). */
+const DROP_SETTLE_MS = 500;
+/** …and the quiet time after the target's answer that counts as "the shell is ready". */
+const DROP_QUIET_MS = 40;
 
 function clip(s: string, n: number): string {
   return s.length > n ? s.slice(0, n) : s;
@@ -59,6 +63,8 @@ export class SessionChannel {
   /** Shell input that arrived while a line waits for approval (processed, in order, after it). */
   private pendingInput: Buffer[] = [];
   private lineWaiting = false;
+  /** Called (once) on the target's next output: a dropped line's Ctrl-C has been handled. */
+  private onTargetOutput: (() => void) | undefined;
 
   constructor(
     private readonly session: SshSession,
@@ -289,6 +295,7 @@ export class SessionChannel {
     });
     up.on('data', (d: Buffer) => {
       s.recorder.frame('s2c', this.dataType, d);
+      if (this.onTargetOutput) queueMicrotask(this.onTargetOutput);
       if (this.sftp) this.sftp.push('s2c', d);
       if (this.scp) this.scp.push('s2c', d);
       if (!client.write(d)) this.hold(up, client);
@@ -368,9 +375,46 @@ export class SessionChannel {
       // The Enter never reaches the target.
       s.blocked({ channel: this.n, protocol_kind: 'ssh_shell', statement: ev.line, message: verdict.message, rule_id: dec.rule_id, action: dec.action, reason: dec.reason });
       ok = this.dropLine(verdict.message, up) && ok;
+      // Keystrokes typed right after must not reach the shell before it has handled the Ctrl-C (it
+      // would append them to the dropped line): wait for the shell's next output (its fresh
+      // prompt), or a short while, before going on.
+      this.lineWaiting = true;
+      this.client?.pause();
+      const rest = i + 1;
+      const from = pos;
+      this.waitForShell(() => {
+        this.lineWaiting = false;
+        this.client?.resume();
+        this.forwardLines(d, lines, rest, from, up);
+        while (!this.lineWaiting && this.pendingInput.length > 0) this.forwardEdited(this.pendingInput.shift()!, up);
+      });
+      if (!ok && this.client) this.hold(this.client, up);
+      return;
     }
     if (pos < d.length) ok = up.write(pos === 0 ? d : d.subarray(pos)) && ok;
     if (!ok && this.client) this.hold(this.client, up);
+  }
+
+  /**
+   * Run `then` once the target has answered and gone quiet for DROP_QUIET_MS (the tty echoes ^C at
+   * once, the shell's fresh prompt follows), or after DROP_SETTLE_MS at most.
+   */
+  private waitForShell(then: () => void): void {
+    let done = false;
+    let quiet: NodeJS.Timeout | undefined;
+    const go = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(cap);
+      clearTimeout(quiet);
+      this.onTargetOutput = undefined;
+      if (!this.closed) then();
+    };
+    const cap = setTimeout(go, DROP_SETTLE_MS);
+    this.onTargetOutput = () => {
+      clearTimeout(quiet);
+      quiet = setTimeout(go, DROP_QUIET_MS);
+    };
   }
 
   /** A line that does not run: Ctrl-C makes a readline shell drop it and print a fresh prompt; the notice says why. */
