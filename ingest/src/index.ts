@@ -97,8 +97,9 @@ export async function startIngest(options: StartIngestOptions): Promise<IngestHa
 
 /**
  * decode → detect → OCSF export, as one stage before the store write. Producing (alerts topic, OCSF
- * topic) needs a log this process owns: a worker-side log (`vigil start`'s ingest thread) only
- * consumes, so there alerts are stored but not published (docs/detection.md).
+ * topic) goes to the log ingest consumes: its own (`vigil ingest`) or, in `vigil start`'s ingest
+ * thread, the main thread's through the port bridge (eventlog/src/port). A log that cannot produce
+ * at all leaves alerts stored but not published and the OCSF export off, and says so.
  */
 async function detectionStages(config: IngestConfig, options: StartIngestOptions, logger: Logger) {
   let producer: Producer | undefined;

@@ -39,7 +39,8 @@ import type { ClickHouseSink } from './sinks/clickhouse/sink.ts';
 import type { SourceBatch } from './sources/log/source.ts';
 import { decodeFrame, finishSession, newDecoderState, type DecodeCounters, type Decoded, type DecoderState } from './transforms/decode/pg/decoder.ts';
 import { afterInsertFault } from './fault.ts';
-import { TerminalTransform } from './transforms/terminal/terminal.ts';
+import { TerminalTransform, type MaskSnapshot } from './transforms/terminal/terminal.ts';
+import { NO_MASK } from '@vigil/gateway/mask/engine';
 import type { AtRestMasker } from './transforms/mask/transform.ts';
 
 interface SessionState {
@@ -90,9 +91,10 @@ export class Pipeline {
   /** Handle one source batch; resolves once its rows are in ClickHouse. */
   async handle(batch: SourceBatch): Promise<void> {
     const snapshots = new Map<string, SessionState | undefined>();
+    const held = new Map<string, MaskSnapshot | undefined>();
     try {
       await this.lookupUnknownSessions(batch.events);
-      const rows = this.fold(batch.events, snapshots);
+      const rows = this.fold(batch.events, snapshots, held);
       await this.terminal.settle();
       if (this.stage) await this.stage(batch.events, rows);
       await this.sink.write(rows);
@@ -102,6 +104,8 @@ export class Pipeline {
         if (snap) this.sessions.set(id, snap);
         else this.sessions.delete(id);
       }
+      // Terminal output held back by the stream maskers goes back to what it was before the batch.
+      for (const [id, snap] of held) this.terminal.restoreMask(id, snap);
       if (snapshots.size > 0) this.stats.rollbacks++;
       this.stats.live_sessions = this.sessions.size;
       throw err;
@@ -143,13 +147,14 @@ export class Pipeline {
   }
 
   /** Fold the batch's events into session state and build its rows. Synchronous: no I/O. */
-  private fold(events: ChainedEvent[], snapshots: Map<string, SessionState | undefined>): RowBatch {
+  private fold(events: ChainedEvent[], snapshots: Map<string, SessionState | undefined>, held: Map<string, MaskSnapshot | undefined>): RowBatch {
     const rows = emptyRowBatch();
     const counters: DecodeCounters = { orphans: 0, ignored: 0 };
     for (const e of events) {
       if (!snapshots.has(e.session_id)) {
         const cur = this.sessions.get(e.session_id);
         snapshots.set(e.session_id, cur && structuredClone(cur));
+        held.set(e.session_id, this.terminal.maskState(e.session_id));
       }
       let s = this.sessions.get(e.session_id);
       if (!s) {
@@ -187,10 +192,13 @@ export class Pipeline {
         default:
           break;
       }
-      if (s.info?.protocol === 'ssh' || e.type.startsWith('ssh.') || (e.type === 'frame' && /^(SSH_MSG_|VIGIL_)/.test(e.msg_type ?? ''))) {
-        this.terminal.fold(e, { sub: s.info?.sub ?? '', target_id: s.info?.target_id ?? '' }, rows);
-      } else if (e.type === 'policy.blocked' && e.protocol_kind.startsWith('ssh_')) {
-        this.terminal.fold(e, { sub: s.info?.sub ?? '', target_id: s.info?.target_id ?? '' }, rows);
+      if (
+        s.info?.protocol === 'ssh' || e.type.startsWith('ssh.') || (e.type === 'frame' && /^(SSH_MSG_|VIGIL_)/.test(e.msg_type ?? '')) ||
+        (e.type === 'policy.blocked' && e.protocol_kind.startsWith('ssh_'))
+      ) {
+        // Terminal text passes the detectors of the session's mask rules (transforms/terminal/mask.ts).
+        const plan = this.masker ? this.masker.textPlan(s.info, e.time) : NO_MASK;
+        this.terminal.fold(e, { sub: s.info?.sub ?? '', target_id: s.info?.target_id ?? '' }, rows, plan);
       }
       rows.events.push(eventRow(this.masker ? this.masker.event(e, s.info) : e, s.info));
       for (const d of decoded) {

@@ -5,8 +5,10 @@
  * catches up from the durable log afterwards.
  *
  * The log stays owned by the main thread; this thread consumes it through a MessagePort
- * (eventlog/src/port), with the same commit-after-ClickHouse-ack contract. The chDB engine is
- * process-wide, so this thread and the API in the main thread share one store.
+ * (eventlog/src/port), with the same commit-after-ClickHouse-ack contract, and produces to it
+ * through the same port (alerts on vigil.alerts.v1, OCSF on vigil.ocsf.v1, appended by the main
+ * thread's producer before the batch is acknowledged). The chDB engine is process-wide, so this
+ * thread and the API in the main thread share one store.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { setPriority } from 'node:os';
@@ -14,6 +16,7 @@ import pino from 'pino';
 import { PortEventLog } from '@vigil/eventlog/port/index';
 import { openStore, applyDdl, releaseStore, type StoreConfig } from '@vigil/ingest/store/client';
 import { startIngest, type IngestConfig } from '@vigil/ingest';
+import { VERSION } from '../version.ts';
 
 export interface IngestWorkerData {
   ingest: IngestConfig;
@@ -34,7 +37,7 @@ try {
 const log = new PortEventLog(data.logPort);
 const store = await openStore(data.store);
 await applyDdl(store);
-const ingest = await startIngest({ config: data.ingest, log, store, logger });
+const ingest = await startIngest({ config: data.ingest, log, store, logger, product_version: VERSION });
 parentPort!.postMessage({ op: 'started' });
 
 parentPort!.on('message', async (m: { op: string }) => {

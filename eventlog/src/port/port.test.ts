@@ -49,7 +49,43 @@ test('batches cross the port intact; commit only after ack; a rejection redelive
   await consumer.stop();
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(await log.committedOffset('g', 't'), String(values.length), 'committed through the last acknowledged record');
-  assert.throws(() => remote.producer(), /only consumes/);
+  await served.close();
+  await log.close();
+});
+
+test('a worker-side producer appends through the owner: bytes, keys and headers intact, durable when send resolves; closed producer refuses', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-port-'));
+  const log = await LocalEventLog.open({ dir });
+  const { port1, port2 } = new MessageChannel();
+  const served = serveEventLog(log, port1);
+  const remote = new PortEventLog(port2);
+  await remote.ensureTopics(['out']);
+  const producer = remote.producer();
+  const values = Array.from({ length: 30 }, (_, i) => randomBytes(1 + i * 7));
+  // Two sends in flight at once, then one after: order per key is kept.
+  await Promise.all([
+    producer.send('out', values.slice(0, 10).map((value, i) => ({ key: 'a', value, headers: { n: String(i) } }))),
+    producer.send('out', values.slice(10, 20).map((value, i) => ({ key: 'a', value, headers: { n: String(10 + i) } }))),
+  ]);
+  await producer.send('out', values.slice(20).map((value, i) => ({ key: 'b', value })));
+  await producer.send('out', []);
+  // Resolved sends are in the owner's log: read them back with a consumer of the owner itself.
+  const got: { key: string; value: Buffer; n?: string }[] = [];
+  const consumer = log.consumer({ groupId: 'read', topics: ['out'] });
+  await new Promise<void>((resolve) => {
+    void consumer.run(async (batch) => {
+      for (const r of batch.records) got.push({ key: r.key, value: Buffer.from(r.value), n: r.headers?.n });
+      if (got.length === values.length) resolve();
+    });
+  });
+  await consumer.stop();
+  assert.equal(got.length, values.length);
+  const a = got.filter((r) => r.key === 'a');
+  assert.deepEqual(a.map((r) => r.n), Array.from({ length: 20 }, (_, i) => String(i)), 'key a in send order');
+  for (const r of a) assert.ok(r.value.equals(values[Number(r.n)]!));
+  assert.deepEqual(got.filter((r) => r.key === 'b').map((r) => r.value.toString('hex')), values.slice(20).map((v) => v.toString('hex')));
+  await producer.close();
+  await assert.rejects(producer.send('out', [{ key: 'a', value: Buffer.from('x') }]), (err: { code?: string }) => err.code === 'LOG_ERR_PORT_USAGE');
   await served.close();
   await log.close();
 });

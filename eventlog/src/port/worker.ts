@@ -1,12 +1,12 @@
 /**
- * Worker side: an `EventLog` whose consumers are served by the owning thread (see owner.ts).
- * Only consuming crosses the port; producing stays with the owner (a worker that needs to produce
- * should own a producer of its own).
+ * Worker side: an `EventLog` whose consumers and producers are served by the owning thread (see
+ * owner.ts). A producer's `send` resolves once the owner's producer made the records durable, so
+ * the worker can keep "publish, then acknowledge the batch" ordering across the thread boundary.
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { BatchHandler, Consumer, ConsumerOptions, EventLog, Producer } from '../types.ts';
 import { LogError } from '../types.ts';
-import { errorInfo, unpackRecords, type ToOwner, type ToWorker } from './protocol.ts';
+import { errorInfo, packLogRecords, unpackRecords, type ToOwner, type ToWorker } from './protocol.ts';
 
 export class PortEventLog implements EventLog {
   readonly kind = 'local' as const;
@@ -20,25 +20,51 @@ export class PortEventLog implements EventLog {
     });
   }
 
-  private post(m: ToOwner): void {
-    this.port.postMessage(m);
+  private post(m: ToOwner, transfer: ArrayBuffer[] = []): void {
+    this.port.postMessage(m, transfer);
   }
 
-  async ensureTopics(topics: string[]): Promise<void> {
+  /** One request answered by `done` (ensureTopics, send). */
+  private call(make: (call: number) => { message: ToOwner; transfer?: ArrayBuffer[] }): Promise<void> {
     const call = this.nextId++;
-    await new Promise<void>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       this.handlers.set(call, (m) => {
         if (m.op !== 'done') return;
         this.handlers.delete(call);
-        if (m.error) reject(new LogError(m.error.code ?? 'LOG_ERR_PORT', m.error.message, false));
+        if (m.error) reject(new LogError(m.error.code ?? 'LOG_ERR_PORT', m.error.message, m.error.retriable === true));
         else resolve();
       });
-      this.post({ op: 'ensureTopics', call, topics });
+      const { message, transfer } = make(call);
+      this.post(message, transfer);
     });
   }
 
+  async ensureTopics(topics: string[]): Promise<void> {
+    await this.call((call) => ({ message: { op: 'ensureTopics', call, topics } }));
+  }
+
+  /** A producer whose records are appended by the owner's producer (order kept per key: one port, one owner producer). */
   producer(): Producer {
-    throw new LogError('LOG_ERR_PORT_USAGE', 'a worker-side event log only consumes; produce from the owning thread', false);
+    const inFlight = new Set<Promise<void>>();
+    let closed = false;
+    return {
+      send: (topic, records) => {
+        if (closed) return Promise.reject(new LogError('LOG_ERR_PORT_USAGE', 'send() on a closed worker-side producer', false));
+        if (records.length === 0) return Promise.resolve();
+        const sent = this.call((call) => {
+          const { records: packed, values } = packLogRecords(records);
+          return { message: { op: 'send', call, topic, records: packed, values }, transfer: [values] };
+        });
+        inFlight.add(sent);
+        const forget = () => inFlight.delete(sent);
+        sent.then(forget, forget);
+        return sent;
+      },
+      close: async () => {
+        closed = true;
+        await Promise.allSettled([...inFlight]);
+      },
+    };
   }
 
   consumer(options: ConsumerOptions): Consumer {

@@ -24,6 +24,7 @@ import { NO_MASK, type MaskPlan } from '@vigil/gateway/mask/engine';
 import { maskParams, maskStatementText, scrubValues, type LiteralCatalog } from '@vigil/gateway/mask/literals';
 import { policyCatalog } from '@vigil/gateway/mask/policy-catalog';
 import { REDACTED } from '@vigil/gateway/mask/strategies';
+import { DETECTORS } from '@vigil/gateway/policy/schema';
 import type { SessionInfo } from '../../sinks/clickhouse/rows.ts';
 import type { MaskingRuntime } from './runtime.ts';
 
@@ -35,6 +36,8 @@ export interface Preview {
 /** Without a policy, `redact`: one column rule covering everything, applied to every constant. */
 const REDACT_ALL: MaskDirective = Object.freeze({ rule_id: 'ingest.without_policy', columns: ['*'], detectors: [], strategy: 'redact', matchColumn: () => true });
 const NO_CATALOG: LiteralCatalog = { relations: () => [] };
+/** Without a policy, `redact`, for free text that has no constants (terminal output): every detector. */
+const REDACT_DETECTED: MaskDirective = Object.freeze({ rule_id: 'ingest.without_policy', columns: [], detectors: DETECTORS, strategy: 'redact', matchColumn: () => false });
 
 export class AtRestMasker {
   private readonly catalogs = new WeakMap<MaskPlan, LiteralCatalog>();
@@ -61,6 +64,18 @@ export class AtRestMasker {
     let c = this.catalogs.get(plan);
     if (!c) this.catalogs.set(plan, (c = policyCatalog(directives)));
     return c;
+  }
+
+  /**
+   * The plan for free text of a session at `timeUs` (terminal output and input, command lines,
+   * screens): the detectors of the mask rules that apply to the session. Columns mean nothing
+   * there. Without a policy, `redact` runs every detector; `store` none.
+   */
+  textPlan(info: SessionInfo | undefined, timeUs: number): MaskPlan {
+    const mode = this.rt.mode;
+    if (mode === 'store') return NO_MASK;
+    if (mode === 'redact') return this.rt.engine.plan([REDACT_DETECTED]);
+    return this.plan(info, timeUs, undefined).plan;
   }
 
   /** A decoded query and its preview, as they are stored. */
