@@ -110,3 +110,23 @@ test('deny in the inbox: the waiting psql fails with the approver and reason', a
   assert.match(r.out, /denied under policy rule "truncate-needs-approval".*by admin: not in the change window/);
   assert.equal(await count(), 1);
 });
+
+test('query replay shows the approved statement with who approved it and why', async () => {
+  // The admin's own token, as the UI holds it (sessionStorage 'vigil.token', replay-ui/web/src/auth/oidc.ts).
+  const stored = await page.evaluate(() => sessionStorage.getItem('vigil.token'));
+  assert.ok(stored, 'the UI keeps its token in sessionStorage');
+  const token = (JSON.parse(stored) as { access_token: string }).access_token;
+  const all = (await (await fetch(`${api}/api/approvals?state=all`, { headers: { authorization: `Bearer ${token}` } })).json()) as { items: { sub: string; session_id: string }[] };
+  const paulaSession = all.items.find((i) => i.sub === 'paula')!.session_id;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const r = await fetch(`${api}/api/sessions/${paulaSession}`, { headers: { authorization: `Bearer ${token}` } });
+    if (r.status === 200 && ((await r.json()) as { queries: { verdict: string }[] }).queries.some((q) => q.verdict === 'approved')) break;
+    if (Date.now() > deadline) throw new Error('approved statement not in the store');
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  await page.goto(`${api}/ui/sessions/${paulaSession}`);
+  const approved = page.locator('[data-testid=timeline] li[data-verdict=approved]');
+  await approved.waitFor();
+  assert.match(await approved.innerText(), /approved by admin: CHG-42 cleanup reviewed/);
+});

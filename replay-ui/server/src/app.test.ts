@@ -16,7 +16,7 @@ import { openStore, applyDdl, releaseStore } from '@vigil/ingest/store/client';
 import { openDevIssuer, type DevIssuer } from '@vigil/identity/dev-issuer';
 import { createVerifier } from '@vigil/identity/verifier';
 import { buildApi } from './app.ts';
-import { PUBLIC_ROUTES } from './plugins/auth.ts';
+import { PUBLIC_ROUTES, ROLES } from './plugins/auth.ts';
 import { SessionSchema, QuerySchema } from './schemas.ts';
 import { openLocalAdmin } from './login/local-admin.ts';
 import { writeFileSync, mkdirSync } from 'node:fs';
@@ -354,8 +354,16 @@ describe('route inventory', () => {
         continue;
       }
       assert.ok(Array.isArray(r.roles) && r.roles.length > 0, `${r.method} ${r.url} declares no roles`);
-      const res = await app.inject({ method: r.method as 'GET', url: r.url.replace(/:(\w+)/g, 'x') });
+      const url = r.url.replace(/:(\w+)/g, 'x').replace(/\*$/, 'x');
+      const res = await app.inject({ method: r.method as 'GET', url });
       assert.equal(res.statusCode, 401, `${r.method} ${r.url} answered ${res.statusCode} without a token`);
+      // …and with a valid token whose role the route does not allow: 403, before any handler runs.
+      for (const role of ROLES.filter((x) => !r.roles!.includes(x))) {
+        const denied = await app.inject({ method: r.method as 'GET', url, headers: auth(role) });
+        assert.equal(denied.statusCode, 403, `${r.method} ${r.url} answered ${denied.statusCode} to role ${role}`);
+      }
+      const none = await app.inject({ method: r.method as 'GET', url, headers: auth('none') });
+      assert.equal(none.statusCode, 403, `${r.method} ${r.url} answered ${none.statusCode} to a token with no role`);
     }
     assert.deepEqual([...publicSeen].sort(), [...PUBLIC_ROUTES].sort());
     assert.ok(app.apiRoutes.some((r) => r.method === 'GET' && r.url === '/api/sessions/:id'));

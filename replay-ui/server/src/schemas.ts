@@ -77,15 +77,20 @@ export const QuerySchema = Type.Object(
     sqlstate: Type.String(),
     error: Type.String(),
     /**
-     * What the gateway decided: `blocked` when a policy.blocked event lies within this statement's
-     * frames (seq..end_seq), else `allowed`. Approval and masking verdicts join this union when
-     * those events exist.
+     * What the gateway decided, from the events within this statement's frames (seq..end_seq):
+     * `blocked` (policy.blocked), `denied` (approval.resolved other than approved: denied, expired,
+     * cancelled, …), `approved` (approval.resolved approved), `masked` (mask.applied, nothing else),
+     * else `allowed`. A block or denial wins over masking.
      */
-    verdict: Type.Union([Type.Literal('allowed'), Type.Literal('blocked')]),
-    /** The deciding rule of a block (null: allowed, or a policy default decided). */
+    verdict: Type.Union([Type.Literal('allowed'), Type.Literal('blocked'), Type.Literal('approved'), Type.Literal('denied'), Type.Literal('masked')]),
+    /** The deciding rule (block, approval or mask; null: allowed, or a policy default decided). */
     verdict_rule: Type.Union([Type.String(), Type.Null()]),
-    /** The message the client received for a block; '' when allowed. */
+    /** The block message the client received, who approved or denied and why, or what was masked; '' when allowed. */
     verdict_message: Type.String(),
+    /** Values of this statement's result were masked (mask.applied), whatever the verdict. */
+    masked: Type.Boolean(),
+    /** The first rows of the result as stored (masked inline and again at rest): column names and values. */
+    preview: Type.Object({ columns: Type.Array(Type.String()), rows: Type.Array(Type.Array(Type.Union([Type.String(), Type.Null()]))) }, { additionalProperties: false }),
   },
   { additionalProperties: false },
 );

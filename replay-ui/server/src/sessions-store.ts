@@ -172,8 +172,10 @@ export async function getSession(store: ClickHouseClient, id: string): Promise<S
   return rows[0] ? toSession(rows[0]) : undefined;
 }
 
-type QueryRow = Omit<Query, 'seq' | 'end_seq' | 'time' | 'duration_us' | 'rows' | 'bytes' | 'statement_known' | 'verdict' | 'verdict_rule' | 'verdict_message'> & {
+type QueryRow = Omit<Query, 'seq' | 'end_seq' | 'time' | 'duration_us' | 'rows' | 'bytes' | 'statement_known' | 'verdict' | 'verdict_rule' | 'verdict_message' | 'masked' | 'preview'> & {
   statement_known: number | boolean;
+  preview_columns?: string[];
+  preview_rows?: (string | null)[][];
   seq: string;
   end_seq: string;
   time_us: string;
@@ -190,7 +192,8 @@ export async function listQueries(
   const rows = await (
     await store.query({
       query: `SELECT seq, end_seq, event_id, toUnixTimestamp64Micro(time) AS time_us, duration_us,
-          protocol_kind, statement, statement_name, statement_known, params, command_tag, rows, bytes, sqlstate, error
+          protocol_kind, statement, statement_name, statement_known, params, command_tag, rows, bytes, sqlstate, error,
+          preview_columns, preview_rows
         FROM queries FINAL
         WHERE session_id = {id:String} AND seq > {after:Int64}
         ORDER BY seq ASC
@@ -220,44 +223,79 @@ export async function listQueries(
     verdict: 'allowed' as Query['verdict'],
     verdict_rule: null as string | null,
     verdict_message: '',
+    masked: false,
+    preview: { columns: r.preview_columns ?? [], rows: r.preview_rows ?? [] },
   }));
   await attachVerdicts(store, sessionId, queries);
   return { queries, next: more && queries.length ? queries[queries.length - 1].seq : null };
 }
 
-interface BlockRow {
+interface VerdictRow {
   seq: string;
-  rule_id: string | null;
-  message: string;
+  type: 'policy.blocked' | 'approval.resolved' | 'mask.applied';
+  detail: string;
 }
 
 /**
- * Mark the statements the policy blocked. The gateway writes `policy.blocked` into the chain right
- * after the c2s frame that carried the statement, so it lies within that statement's frames
+ * Mark what the gateway decided for each statement. The gateway writes `policy.blocked`,
+ * `approval.requested`/`approval.resolved` and `mask.applied` into the chain between the c2s frame
+ * that carried the statement and the end of its response, so they lie within that statement's frames
  * (seq..end_seq); one range query for the page, then a merge in seq order.
  */
 async function attachVerdicts(store: ClickHouseClient, sessionId: string, queries: Query[]): Promise<void> {
   if (queries.length === 0) return;
   const lo = queries[0].seq;
   const hi = Math.max(...queries.map((q) => Math.max(q.seq, q.end_seq)));
-  const blocks = await (
+  const rows = await (
     await store.query({
-      query: `SELECT seq, JSONExtract(detail, 'rule_id', 'Nullable(String)') AS rule_id, JSONExtractString(detail, 'message') AS message
+      query: `SELECT seq, type, detail
         FROM events FINAL
-        WHERE session_id = {id:String} AND type = 'policy.blocked' AND seq BETWEEN {lo:UInt64} AND {hi:UInt64}
+        WHERE session_id = {id:String} AND type IN ('policy.blocked', 'approval.resolved', 'mask.applied') AND seq BETWEEN {lo:UInt64} AND {hi:UInt64}
         ORDER BY seq`,
       query_params: { id: sessionId, lo, hi },
       format: 'JSONEachRow',
     })
-  ).json<BlockRow>();
-  for (const b of blocks) {
-    const seq = Number(b.seq);
+  ).json<VerdictRow>();
+  const rank: Record<Query['verdict'], number> = { allowed: 0, masked: 1, approved: 2, denied: 3, blocked: 4 };
+  for (const r of rows) {
+    const seq = Number(r.seq);
     const q = queries.find((x) => seq >= x.seq && seq <= Math.max(x.seq, x.end_seq));
-    // A statement blocked in a multi-statement Query keeps the first block (the one the client saw).
-    if (q && q.verdict === 'allowed') {
-      q.verdict = 'blocked';
-      q.verdict_rule = b.rule_id;
-      q.verdict_message = b.message;
+    if (!q) continue;
+    const d = parseDetail(r.detail);
+    let verdict: Query['verdict'];
+    let rule: string | null = null;
+    let message = '';
+    if (r.type === 'policy.blocked') {
+      verdict = 'blocked';
+      rule = typeof d.rule_id === 'string' ? d.rule_id : null;
+      message = String(d.message ?? '');
+    } else if (r.type === 'approval.resolved') {
+      const decisions = Array.isArray(d.decisions) ? (d.decisions as { sub?: string; decision?: string; reason?: string; override?: string }[]) : [];
+      const who = decisions.map((x) => `${x.sub ?? '?'}${x.override ? ` (${x.override})` : ''}: ${x.reason ?? ''}`).join('; ');
+      verdict = d.outcome === 'approved' ? 'approved' : 'denied';
+      message = d.outcome === 'approved' ? `approved by ${who}` : `${String(d.outcome)}${who ? ` — ${who}` : ''}`;
+    } else {
+      q.masked = true;
+      verdict = 'masked';
+      const ids = Array.isArray(d.rule_ids) ? (d.rule_ids as string[]) : [];
+      rule = ids[0] ?? null;
+      const cols = Array.isArray(d.columns) ? (d.columns as { name?: string }[]).map((c) => c.name ?? '?') : [];
+      message = `masked: ${cols.join(', ') || 'detected values'}`;
     }
+    // A statement blocked in a multi-statement Query keeps the first block (the one the client saw).
+    if (rank[verdict] > rank[q.verdict]) {
+      q.verdict = verdict;
+      q.verdict_rule = rule;
+      q.verdict_message = message;
+    }
+  }
+}
+
+function parseDetail(detail: string): Record<string, unknown> {
+  try {
+    const v = JSON.parse(detail) as unknown;
+    return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
   }
 }

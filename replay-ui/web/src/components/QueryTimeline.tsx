@@ -1,6 +1,7 @@
 /**
  * Query replay: the session's statements in order on one time axis (start offset and duration as a
- * bar), with rows, result bytes, the gateway's verdict and any error. Pure view of what a driver
+ * bar), with rows, result bytes, the gateway's verdict (allowed, blocked, approved or denied and by
+ * whom, masked), any error, and the stored (masked) preview of the result. Pure view of what a driver
  * delivered.
  */
 import { useEffect, useRef } from 'react';
@@ -51,6 +52,30 @@ export function QueryTimeline({ session, queries, mark }: { session: Session; qu
                 <div className="verdict-detail">
                   Blocked{q.verdict_rule ? <> by rule <b className="mono">{q.verdict_rule}</b></> : ' by the policy default'}: {q.verdict_message}
                 </div>
+              )}
+              {(q.verdict === 'approved' || q.verdict === 'denied') && (
+                <div className={`verdict-detail ${q.verdict}`} data-testid="approval">
+                  {q.verdict === 'approved' ? 'Held for approval, ' : 'Held for approval, not run: '}
+                  {q.verdict_message}
+                </div>
+              )}
+              {q.masked && (
+                <div className="verdict-detail masked" data-testid="masked">
+                  {q.verdict === 'masked' ? q.verdict_message : 'values masked'}
+                  {q.verdict_rule && q.verdict === 'masked' ? <> (rule <b className="mono">{q.verdict_rule}</b>)</> : null}
+                </div>
+              )}
+              {q.preview.columns.length > 0 && q.preview.rows.length > 0 && (
+                <table className="preview" data-testid="preview">
+                  <thead>
+                    <tr>{q.preview.columns.map((c, k) => <th key={k}>{c}</th>)}</tr>
+                  </thead>
+                  <tbody>
+                    {q.preview.rows.map((row, r) => (
+                      <tr key={r}>{row.map((v, k) => <td key={k} className="mono">{v === null ? 'NULL' : v}</td>)}</tr>
+                    ))}
+                  </tbody>
+                </table>
               )}
               {q.error && q.verdict !== 'blocked' && (
                 <div className="err">
