@@ -1,6 +1,7 @@
 /**
- * Activity over a time window for the charts: sessions started per bucket, statements blocked per
- * bucket, and the busiest identities and targets. Values are bound parameters only.
+ * Activity over a time window for the charts: sessions started, statements blocked and detection
+ * alerts per bucket, and the busiest identities and targets (by sessions and by alerts). Values are
+ * bound parameters only.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { isoMicros } from './sessions-store.ts';
@@ -28,7 +29,13 @@ export async function activity(store: ClickHouseClient, f: ActivityFilter): Prom
   const sessionsWhere = where.join(' AND ');
   const q = async <T>(query: string) => (await store.query({ query, query_params: params, format: 'JSONEachRow' })).json<T>();
 
-  const [perBucket, blocked, byIdentity, byTarget] = await Promise.all([
+  const alertsWhere = [
+    'toUnixTimestamp64Micro(time) >= {from_us:Int64}',
+    'toUnixTimestamp64Micro(time) < {to_us:Int64}',
+    ...(f.sub !== undefined ? ['sub = {sub:String}'] : []),
+    ...(f.target_id !== undefined ? ['target_id = {target_id:String}'] : []),
+  ].join(' AND ');
+  const [perBucket, blocked, byIdentity, byTarget, alerts, alertsByIdentity, alertsByTarget] = await Promise.all([
     q<{ b: string; n: string }>(`SELECT intDiv(toUnixTimestamp64Micro(started_at) - {from_us:Int64}, {bucket_us:Int64}) AS b, count() AS n
       FROM sessions FINAL WHERE ${sessionsWhere} GROUP BY b`),
     q<{ b: string; n: string }>(`SELECT intDiv(toUnixTimestamp64Micro(time) - {from_us:Int64}, {bucket_us:Int64}) AS b, count() AS n
@@ -38,12 +45,16 @@ export async function activity(store: ClickHouseClient, f: ActivityFilter): Prom
       GROUP BY b`),
     q<{ key: string; n: string }>(`SELECT sub AS key, count() AS n FROM sessions FINAL WHERE ${sessionsWhere} GROUP BY key ORDER BY n DESC, key LIMIT ${TOP}`),
     q<{ key: string; n: string }>(`SELECT target_id AS key, count() AS n FROM sessions FINAL WHERE ${sessionsWhere} GROUP BY key ORDER BY n DESC, key LIMIT ${TOP}`),
+    q<{ b: string; n: string }>(`SELECT intDiv(toUnixTimestamp64Micro(time) - {from_us:Int64}, {bucket_us:Int64}) AS b, count() AS n FROM alerts FINAL WHERE ${alertsWhere} GROUP BY b`),
+    q<{ key: string; n: string }>(`SELECT sub AS key, count() AS n FROM alerts FINAL WHERE ${alertsWhere} GROUP BY key ORDER BY n DESC, key LIMIT ${TOP}`),
+    q<{ key: string; n: string }>(`SELECT target_id AS key, count() AS n FROM alerts FINAL WHERE ${alertsWhere} GROUP BY key ORDER BY n DESC, key LIMIT ${TOP}`),
   ]);
 
   const count = Number((f.to_us - from + bucketUs - 1n) / bucketUs);
-  const series = Array.from({ length: Math.max(count, 0) }, (_, i) => ({ t: isoMicros(from + BigInt(i) * bucketUs), sessions: 0, blocked: 0 }));
+  const series = Array.from({ length: Math.max(count, 0) }, (_, i) => ({ t: isoMicros(from + BigInt(i) * bucketUs), sessions: 0, blocked: 0, alerts: 0 }));
   for (const r of perBucket) if (series[Number(r.b)]) series[Number(r.b)].sessions = Number(r.n);
   for (const r of blocked) if (series[Number(r.b)]) series[Number(r.b)].blocked = Number(r.n);
+  for (const r of alerts) if (series[Number(r.b)]) series[Number(r.b)].alerts = Number(r.n);
   return {
     from: isoMicros(from),
     to: isoMicros(f.to_us),
@@ -51,5 +62,7 @@ export async function activity(store: ClickHouseClient, f: ActivityFilter): Prom
     series,
     by_identity: byIdentity.map((r) => ({ key: r.key, sessions: Number(r.n) })),
     by_target: byTarget.map((r) => ({ key: r.key, sessions: Number(r.n) })),
+    alerts_by_identity: alertsByIdentity.map((r) => ({ key: r.key, sessions: Number(r.n) })),
+    alerts_by_target: alertsByTarget.map((r) => ({ key: r.key, sessions: Number(r.n) })),
   };
 }

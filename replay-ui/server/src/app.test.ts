@@ -281,7 +281,12 @@ describe('GET /api/sessions/:id', () => {
 });
 
 describe('GET /api/activity', () => {
-  test('sessions and blocks per bucket (empty buckets included), top identities and targets', async () => {
+  test('sessions, blocks and alerts per bucket (empty buckets included), top identities and targets', async () => {
+    await store.insert({
+      table: 'alerts',
+      format: 'JSONEachRow',
+      values: [{ alert_id: 'a1', time: ch(T0 + 2_500_000), rule: 'off_hours', severity: 'medium', sub: 'bob', groups: [], session_id: 's2', target_id: 'pg-replica', summary: 'x', evidence: [], facts: '{}', dedupe_key: 'k1' }],
+    });
     const res = await app.inject({ url: `/api/activity?from=${T0}&to=${T0 + 10_000_000}&buckets=10`, headers: auth('analyst') });
     assert.equal(res.statusCode, 200, res.body);
     const a = res.json();
@@ -292,6 +297,9 @@ describe('GET /api/activity', () => {
     assert.deepEqual(a.series.map((b: any) => b.blocked), [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     assert.deepEqual(a.by_identity[0], { key: 'alice', sessions: 3 });
     assert.deepEqual(a.by_target.map((t: any) => t.key).sort(), ['my-main', 'pg-main', 'pg-replica']);
+    assert.deepEqual(a.series.map((b: any) => b.alerts), [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(a.alerts_by_identity, [{ key: 'bob', sessions: 1 }]);
+    assert.deepEqual(a.alerts_by_target, [{ key: 'pg-replica', sessions: 1 }]);
     const bob = (await app.inject({ url: `/api/activity?from=${T0}&to=${T0 + 10_000_000}&sub=bob`, headers: auth('auditor') })).json();
     assert.deepEqual(bob.by_identity, [{ key: 'bob', sessions: 2 }]);
   });

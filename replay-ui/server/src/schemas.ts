@@ -221,11 +221,14 @@ export const ActivitySchema = Type.Object(
     bucket_s: Type.Number(),
     /** Every bucket of the window, oldest first, empty ones included (so charts need no gap logic). */
     series: Type.Array(
-      Type.Object({ t: Iso, sessions: Type.Number(), blocked: Type.Number() }, { additionalProperties: false }),
+      Type.Object({ t: Iso, sessions: Type.Number(), blocked: Type.Number(), alerts: Type.Number() }, { additionalProperties: false }),
     ),
     /** Top identities and targets by sessions in the window (at most 10 each). */
     by_identity: Type.Array(Count),
     by_target: Type.Array(Count),
+    /** Top identities and targets by detection alerts in the window (`sessions` holds the alert count). */
+    alerts_by_identity: Type.Array(Count),
+    alerts_by_target: Type.Array(Count),
   },
   { additionalProperties: false },
 );

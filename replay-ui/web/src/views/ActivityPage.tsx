@@ -1,4 +1,4 @@
-/** Activity: sessions and blocked statements over time, the busiest identities and targets. */
+/** Activity: sessions, blocked statements and alerts over time; the busiest identities and targets, by sessions and by alerts. */
 import { useEffect, useState } from 'react';
 import { getActivity, type Activity } from '../api/client.ts';
 import { Columns, HBars } from '../components/Bars.tsx';
@@ -32,12 +32,14 @@ export function ActivityPage() {
         <>
           <p className="muted">
             {when(data.from)} → {when(data.to)} UTC, one column per {data.bucket_s >= 3600 ? `${data.bucket_s / 3600} h` : `${Math.round(data.bucket_s / 60)} min`};{' '}
-            {data.series.reduce((a, b) => a + b.sessions, 0)} sessions, {data.series.reduce((a, b) => a + b.blocked, 0)} blocked statements
+            {data.series.reduce((a, b) => a + b.sessions, 0)} sessions, {data.series.reduce((a, b) => a + b.blocked, 0)} blocked statements, {data.series.reduce((a, b) => a + b.alerts, 0)} alerts
           </p>
-          <Columns points={data.series.map((b) => ({ label: when(b.t), values: [b.sessions, b.blocked] }))} series={['sessions', 'blocked']} />
+          <Columns points={data.series.map((b) => ({ label: when(b.t), values: [b.sessions, b.blocked, b.alerts] }))} series={['sessions', 'blocked', 'alerts']} />
           <div className="two">
             <HBars title="Sessions by identity" rows={data.by_identity.map((r) => ({ key: r.key, value: r.sessions }))} />
             <HBars title="Sessions by target" rows={data.by_target.map((r) => ({ key: r.key, value: r.sessions }))} />
+            <HBars title="Alerts by identity" rows={data.alerts_by_identity.map((r) => ({ key: r.key, value: r.sessions }))} />
+            <HBars title="Alerts by target" rows={data.alerts_by_target.map((r) => ({ key: r.key, value: r.sessions }))} />
           </div>
         </>
       )}
