@@ -2,7 +2,9 @@
  * Just-in-time approval across processes on the real Kafka broker: two `vigil gateway` processes and
  * one `vigil api`, sharing one topic set. A statement held by gateway A is approved with the
  * `vigil approve` CLI (through the API); one held by gateway B is denied through the HTTP API. Each
- * decision reaches the process that holds the session, and only that one acts on it.
+ * decision reaches the process that holds the session, and only that one acts on it. Then, still
+ * across processes: an admin's force override (flagged as such), an expiry, and a client's
+ * CancelRequest while it waits.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +16,8 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { kafkaBrokers } from '../support/kafka.ts';
 import { startVigil, type VigilProcess } from '../support/vigil-process.ts';
+import { RawPg, wire, errorFields } from '@vigil/gateway/protocols/pg/testkit';
+import net from 'node:net';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const run = randomUUID().slice(0, 8);
@@ -28,6 +32,9 @@ rules:
   - id: truncate-needs-approval
     match: { features: { any: [truncate] } }
     require_approval: { approver_groups: [dba], timeout_s: 120 }
+  - id: delete-expires-fast
+    match: { features: { any: [dml_without_where] }, relations: ['exp_*'] }
+    require_approval: { approver_groups: [dba], timeout_s: 3 }
 `;
 
 before(async () => {
@@ -140,4 +147,77 @@ test('two gateways on one Kafka: each decision reaches the process holding the s
   assert.match(listed.out, new RegExp(`${reqA.approval_id}  approved`));
   await a.end();
   await b.end();
+});
+
+async function stateOf(id: string): Promise<{ state: string; decisions: { sub: string; override?: string }[] }> {
+  const res = await fetch(`http://127.0.0.1:${api.apiPort}/api/approvals/${id}`, { headers: { authorization: `Bearer ${approver}` } });
+  return (await res.json()) as { state: string; decisions: { sub: string; override?: string }[] };
+}
+
+async function untilState(id: string, state: string): Promise<{ state: string; decisions: { sub: string; override?: string }[] }> {
+  const end = Date.now() + 30_000;
+  for (;;) {
+    const s = await stateOf(id);
+    if (s.state === state) return s;
+    if (Date.now() > end) assert.fail(`approval ${id} is ${s.state}, not ${state}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+test('across processes: an admin force override runs the statement and is flagged; the other gateway ignores it', async () => {
+  const t = await table('appr_force');
+  const c = await client(gwB, `fran-${run}`);
+  const done = c.query(`TRUNCATE ${t}`).then(() => 'ok', (e: Error) => e.message);
+  const req = await pendingOf(`fran-${run}`);
+  assert.equal(req.gateway_id, `gw-b-${run}`);
+  const admin = await api.token('root', { roles: ['admin'] });
+  const res = await fetch(`http://127.0.0.1:${api.apiPort}/api/approvals/${req.approval_id}/decision`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ decision: 'approve', reason: 'INC-77 outage', override: 'force' }),
+  });
+  assert.equal(res.status, 202);
+  assert.equal(((await res.json()) as { type: string }).type, 'approval.override');
+  assert.equal(await done, 'ok');
+  assert.equal(await count(t), 0);
+  const s = await untilState(req.approval_id, 'approved');
+  assert.deepEqual(s.decisions.map((d) => [d.sub, d.override]), [['root', 'force']]);
+  await c.end();
+});
+
+test('across processes: no decision within timeout_s expires the statement', async () => {
+  const t = await table('exp_rows');
+  const c = await client(gwA, `erin-${run}`);
+  const err = await c.query(`DELETE FROM ${t}`).then(() => undefined, (e: { code?: string; message: string }) => e);
+  assert.equal(err?.code, '42501');
+  assert.match(err!.message, /no approval decision within 3 s under policy rule "delete-expires-fast"/);
+  assert.equal(await count(t), 2);
+  // Expired requests are no longer pending: found among all, in state expired.
+  const res = await fetch(`http://127.0.0.1:${api.apiPort}/api/approvals?state=all`, { headers: { authorization: `Bearer ${approver}` } });
+  const item = ((await res.json()) as { items: { approval_id: string; sub: string }[] }).items.find((i) => i.sub === `erin-${run}`)!;
+  await untilState(item.approval_id, 'expired');
+  const pending = await fetch(`http://127.0.0.1:${api.apiPort}/api/approvals?state=pending`, { headers: { authorization: `Bearer ${approver}` } });
+  assert.ok(!((await pending.json()) as { items: { sub: string }[] }).items.some((i) => i.sub === `erin-${run}`), 'not listed as pending');
+  await c.end();
+});
+
+test('across processes: a CancelRequest while the statement waits ends it with 57014; nothing ran', async () => {
+  const t = await table('appr_cancel');
+  const sub = `cora-${run}`;
+  const c = await RawPg.login(gwA.gatewayPort, sub, await gwA.token(sub, { groups: ['dba'] }), 'local-pg');
+  c.send(wire.query(`TRUNCATE ${t}`));
+  const req = await pendingOf(sub);
+  const cancel = Buffer.alloc(16);
+  cancel.writeUInt32BE(16, 0);
+  cancel.writeUInt32BE(80877102, 4);
+  cancel.writeUInt32BE(c.key!.pid, 8);
+  c.key!.secret.copy(cancel, 12);
+  const s = net.connect(gwA.gatewayPort, '127.0.0.1');
+  await new Promise<void>((r) => s.once('connect', r));
+  s.end(cancel);
+  const msgs = await c.until('Z', 30_000);
+  assert.equal(errorFields(msgs.find((m) => m[0] === 0x45)!).C, '57014');
+  assert.equal(await count(t), 2);
+  await untilState(req.approval_id, 'cancelled');
+  c.close();
 });
