@@ -26,6 +26,7 @@ import { loginPlugin } from './plugins/login.ts';
 import type { LocalAdmin } from './login/local-admin.ts';
 import { asciicastPlugin } from './plugins/asciicast.ts';
 import { terminalPlugin } from './plugins/terminal.ts';
+import { queriesLivePlugin } from './plugins/queries-live.ts';
 
 export interface ApiRoute {
   method: string;
@@ -91,6 +92,7 @@ export async function buildApi(options: BuildApiOptions): Promise<FastifyInstanc
   await app.register(sessionsPlugin, { store: options.store, config, audit: options.audit });
   await app.register(asciicastPlugin, { store: options.store, audit: options.audit });
   await app.register(terminalPlugin, { store: options.store, audit: options.audit });
+  await app.register(queriesLivePlugin, { store: options.store, audit: options.audit });
   await app.register(approvalsPlugin, { book: options.approvals });
   await app.register(alertsPlugin, { store: options.store, config });
   await app.register(activityPlugin, { store: options.store, config });

@@ -45,6 +45,16 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
     return driver.subscribe?.(() => setVersion((v) => v + 1));
   }, [driver, id]);
 
+  // A PostgreSQL session still open: follow its statements live (the terminal player has its own).
+  const live = driver.session() !== null && !driver.session()!.ended_at && driver.session()!.protocol !== 'ssh';
+  useEffect(() => {
+    if (!live || !driver.follow) return;
+    return driver.follow(
+      () => setVersion((v) => v + 1),
+      (message) => setError(message),
+    );
+  }, [driver, live]);
+
   const s = driver.session();
   if (error) return <p className="error" role="alert">{error}</p>;
   if (!s) return <p className="muted">{loading ? 'Loading…' : 'No such session.'}</p>;
