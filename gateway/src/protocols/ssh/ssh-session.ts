@@ -15,7 +15,7 @@
  */
 import { SessionHolds } from '../../approvals/session-hold.ts';
 import { randomUUID } from 'node:crypto';
-import ssh2, { type AuthContext, type ClientInfo, type Connection, type TcpipRequestInfo } from 'ssh2';
+import ssh2, { type AuthContext, type ClientInfo, type Connection, type PublicKeyAuthContext, type TcpipRequestInfo } from 'ssh2';
 import type { ChainInput, EndReason } from '@vigil/schemas';
 import type { VerifiedIdentity } from '@vigil/identity/types';
 import { SessionRecorder } from '../../recorder/recorder.ts';
@@ -24,7 +24,8 @@ import { resolveSecret } from '../../secrets.ts';
 import type { CompiledPolicy, Identity } from '../../policy/index.ts';
 import { tokenFailure } from '../pg/token.ts';
 import { parseLoginName } from './login.ts';
-import { hostKeyAlgorithms, isPinned } from './host-keys.ts';
+import { fingerprintOf, hostKeyAlgorithms, isPinned } from './host-keys.ts';
+import { verifySignature, type KeyIdentity } from './public-keys.ts';
 import { SessionChannel } from './channel.ts';
 import { commandContext, judgeChannel } from './commands.ts';
 import type { SshProxy, SshTarget } from './proxy.ts';
@@ -54,7 +55,8 @@ export enum SshState {
   Closed = 'closed',
 }
 
-const METHODS: ('keyboard-interactive' | 'password')[] = ['keyboard-interactive', 'password'];
+type AuthMethod = 'publickey' | 'keyboard-interactive' | 'password';
+const METHODS: AuthMethod[] = ['keyboard-interactive', 'password'];
 
 export class SshSession {
   readonly id = randomUUID();
@@ -179,8 +181,40 @@ export class SshSession {
         void this.checkToken(ctx, name.sub, answers[0] ?? '');
       });
     }
-    // none / publickey / hostbased: say which methods work, no event (clients probe these first).
-    ctx.reject(METHODS);
+    if (ctx.method === 'publickey' && this.options.publicKeys) return void this.checkKey(ctx, name.sub);
+    // none / hostbased (and publickey with no keys configured): say which methods work, no event
+    // (clients probe these first).
+    ctx.reject(this.methods());
+  }
+
+  /** Token methods always; publickey only when keys are mapped (clients then try their keys first). */
+  private methods(): AuthMethod[] {
+    return this.options.publicKeys ? ['publickey', ...METHODS] : METHODS;
+  }
+
+  /**
+   * Public-key login (RFC 4252 §7): a query (no signature) is answered PK_OK only for a key mapped
+   * to the claimed `sub`; the signed request must verify. Every refused key is an auth.failed event
+   * and counts toward max_auth_attempts, as in OpenSSH (a client cannot probe keys without limit).
+   */
+  private async checkKey(ctx: PublicKeyAuthContext, sub: string): Promise<void> {
+    const found = await this.options.publicKeys!.lookup(ctx.key.data);
+    if (this.state !== SshState.Auth) return;
+    const fp = fingerprintOf(ctx.key.data);
+    const now = Date.now();
+    let code: GatewayErrorCode | undefined;
+    let reason = '';
+    if ('unavailable' in found) [code, reason] = ['GW_ERR_SSH_KEYS_UNAVAILABLE', `public key ${fp}: ${found.unavailable}`];
+    else if ('missing' in found) [code, reason] = ['GW_ERR_SSH_KEY_UNKNOWN', `public key ${fp} is not mapped to an identity`];
+    else if (found.found.sub !== sub) [code, reason] = ['GW_ERR_SUB_MISMATCH', `public key ${fp} is not mapped to "${sub}"`];
+    else if (found.found.expires_at_ms !== undefined && found.found.expires_at_ms <= now) [code, reason] = ['GW_ERR_SSH_KEY_EXPIRED', `public key ${fp} expired`];
+    else if (!ctx.signature) return ctx.accept(); // PK_OK: the client signs next
+    else if (!verifySignature(ctx.key.data, ctx.blob!, ctx.signature, ctx.hashAlgo)) [code, reason] = ['GW_ERR_SSH_KEY_SIGNATURE', `the signature made with public key ${fp} does not verify`];
+    if (code) return this.authFailed(ctx, code, reason);
+    const k = (found as { found: KeyIdentity }).found;
+    this.identity = { sub: k.sub, groups: k.groups, actor_kind: k.actor_kind, roles: [], issuer: `ssh-publickey:${k.fingerprint}` };
+    this.state = SshState.Connecting;
+    this.connectUpstream(ctx);
   }
 
   private async checkToken(ctx: AuthContext, sub: string, token: string): Promise<void> {
@@ -203,17 +237,21 @@ export class SshSession {
       }
     }
     if (this.state !== SshState.Auth) return;
-    if (code) {
-      this.proxy.metrics.auth_failures_total++;
-      this.event({ type: 'auth.failed', version: 1, ...this.identityFields(), code, reason, claimed_user: this.claimedUser });
-      this.options.logger.info({ session_id: this.id, code, client_addr: this.clientAddr }, 'ssh auth failed');
-      if (this.attempts >= this.options.listener.max_auth_attempts) {
-        return this.refuse('GW_ERR_SSH_AUTH_METHOD', 'too many failed token attempts', 'auth_failed', DISCONNECT.NO_MORE_AUTH_METHODS_AVAILABLE);
-      }
-      return ctx.reject(METHODS);
-    }
+    if (code) return this.authFailed(ctx, code, reason);
     this.state = SshState.Connecting;
     this.connectUpstream(ctx);
+  }
+
+  /** A refused token or key: event, USERAUTH_FAILURE, and a disconnect past max_auth_attempts. */
+  private authFailed(ctx: AuthContext, code: GatewayErrorCode, reason: string): void {
+    if (ctx.method === 'publickey') this.attempts++; // checkToken counts its own before awaiting
+    this.proxy.metrics.auth_failures_total++;
+    this.event({ type: 'auth.failed', version: 1, ...this.identityFields(), code, reason, claimed_user: this.claimedUser });
+    this.options.logger.info({ session_id: this.id, code, client_addr: this.clientAddr }, 'ssh auth failed');
+    if (this.attempts >= this.options.listener.max_auth_attempts) {
+      return this.refuse('GW_ERR_SSH_AUTH_METHOD', 'too many failed login attempts', 'auth_failed', DISCONNECT.NO_MORE_AUTH_METHODS_AVAILABLE);
+    }
+    ctx.reject(this.methods());
   }
 
   private connectUpstream(ctx: AuthContext): void {
