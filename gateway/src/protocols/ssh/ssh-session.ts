@@ -15,7 +15,7 @@
  */
 import { SessionHolds } from '../../approvals/session-hold.ts';
 import { randomUUID } from 'node:crypto';
-import ssh2, { type AuthContext, type ClientInfo, type Connection, type PublicKeyAuthContext, type TcpipRequestInfo } from 'ssh2';
+import ssh2, { type AuthContext, type ClientInfo, type Connection, type PublicKeyAuthContext } from 'ssh2';
 import type { ChainInput, EndReason } from '@vigil/schemas';
 import type { VerifiedIdentity } from '@vigil/identity/types';
 import { SessionRecorder } from '../../recorder/recorder.ts';
@@ -27,7 +27,7 @@ import { parseLoginName } from './login.ts';
 import { fingerprintOf, hostKeyAlgorithms, isPinned } from './host-keys.ts';
 import { verifySignature, type KeyIdentity } from './public-keys.ts';
 import { SessionChannel } from './channel.ts';
-import { commandContext, judgeChannel } from './commands.ts';
+import { AgentBridge, Forwarding } from './forwarding.ts';
 import type { SshProxy, SshTarget } from './proxy.ts';
 
 const { Client } = ssh2;
@@ -68,6 +68,7 @@ export class SshSession {
   private attempts = 0;
   private upstream: InstanceType<typeof Client> | undefined;
   private readonly channels = new Set<SessionChannel>();
+  readonly forwarding = new Forwarding(this);
   private nextChannel = 0;
   private readonly startedAt = performance.now();
   private authTimer: NodeJS.Timeout;
@@ -140,6 +141,19 @@ export class SshSession {
 
   upstreamConnection(): InstanceType<typeof Client> {
     return this.upstream!;
+  }
+
+  clientConnection(): Connection {
+    return this.client;
+  }
+
+  /** The next gateway channel number (session and forwarded channels share the counter). */
+  allocChannel(): number {
+    return this.nextChannel++;
+  }
+
+  isOpen(): boolean {
+    return this.state === SshState.Open;
   }
 
   blocked(b: { channel: number; protocol_kind: 'ssh_exec' | 'ssh_shell'; statement: string; message: string; rule_id: string | null; action: string; reason: 'rule' | 'default' | 'unparsable' }): void {
@@ -295,6 +309,10 @@ export class SshSession {
           ...(key ? { privateKey: key } : {}),
           ...(passphrase ? { passphrase } : {}),
           ...(password ? { password } : {}),
+          // The agent serves only agent forwarding (forwarding.ts); the explicit method list keeps
+          // ssh2 from trying it as a login method.
+          agent: new AgentBridge(() => (this.state === SshState.Open ? this.forwarding : undefined)),
+          authHandler: ['none', ...(password ? ['password' as const] : []), ...(key ? ['publickey' as const] : [])],
           readyTimeout: o.listener.upstream_connect_timeout_ms,
           algorithms: { serverHostKey: hostKeyAlgorithms(t.pinned) as never },
           hostVerifier: (blob: Buffer) => {
@@ -326,71 +344,24 @@ export class SshSession {
       const ch = new SessionChannel(this, this.nextChannel++, accept());
       this.channels.add(ch);
     });
-    this.client.on('tcpip', (accept, reject, info) => this.onDirectTcpip(accept, reject, info));
+    const f = this.forwarding;
+    this.client.on('tcpip', (accept, reject, info) => f.onDirectTcpip(accept, reject, info));
     this.client.on('openssh.streamlocal', (_accept, reject, info) => {
       reject();
       this.event({ type: 'ssh.channel', version: 1, action: 'refused', kind: 'direct-streamlocal@openssh.com', host: String(info.socketPath).slice(0, 1024), code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason: 'stream-local forwarding is not supported by the gateway' });
     });
-    this.client.on('request', (_accept, reject, name, info) => {
-      reject?.();
-      const i = info as { bindAddr?: string; bindPort?: number; socketPath?: string } | undefined;
-      const verdict = judgeChannel(this.policy(), this.identityForPolicy(), this.target.id, commandContext('tcpip-forward', ''), true);
-      const reason = verdict.allowed ? 'remote forwarding is allowed by policy but not supported by the gateway yet' : verdict.message;
-      this.event({ type: 'ssh.channel', version: 1, action: 'refused', kind: String(name).slice(0, 128), ...(i?.bindAddr !== undefined ? { host: String(i.bindAddr).slice(0, 1024) } : {}), ...(typeof i?.bindPort === 'number' ? { port: i.bindPort } : {}), code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason, rule_id: verdict.rule_id });
-    });
+    this.client.on('request', (accept, reject, name, info) => f.onGlobalRequest(accept as ((port?: number) => void) | undefined, reject, name, info as never));
+    const up = this.upstream!;
+    up.on('tcp connection', (info, accept, reject) => f.onTargetTcpConnection(info, accept, reject));
+    up.on('x11', (info, accept, reject) => f.onTargetX11(info, accept, reject));
   }
 
-  /** Count live channels; refuse (with an event) past max_channels_per_session. */
-  private channelSlot(kind: string): boolean {
-    if (this.channels.size < this.options.listener.max_channels_per_session) return true;
+  /** Count live channels (session and forwarded); refuse (with an event) past max_channels_per_session. */
+  channelSlot(kind: string): boolean {
+    if (this.channels.size + this.forwarding.open < this.options.listener.max_channels_per_session) return true;
     this.proxy.metrics.channels_refused_total++;
     this.event({ type: 'ssh.channel', version: 1, action: 'refused', kind, code: 'GW_ERR_SSH_CHANNEL_LIMIT', reason: `the connection already holds ${this.options.listener.max_channels_per_session} channels` });
     return false;
-  }
-
-  private onDirectTcpip(accept: () => import('ssh2').ServerChannel, reject: () => void, info: TcpipRequestInfo): void {
-    const where = { host: String(info.destIP).slice(0, 1024), port: info.destPort };
-    const verdict = judgeChannel(this.policy(), this.identityForPolicy(), this.target.id, commandContext('direct-tcpip', `${info.destIP}:${info.destPort}`), true);
-    if (!verdict.allowed) {
-      reject();
-      this.event({ type: 'ssh.channel', version: 1, action: 'refused', kind: 'direct-tcpip', ...where, code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason: verdict.message, rule_id: verdict.rule_id });
-      return;
-    }
-    if (!this.channelSlot('direct-tcpip')) return reject();
-    const n = this.nextChannel++;
-    this.upstream!.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
-      if (err || this.state !== SshState.Open) {
-        reject();
-        this.event({ type: 'ssh.channel', version: 1, channel: n, action: 'refused', kind: 'direct-tcpip', ...where, code: 'GW_ERR_SSH_CHANNEL_FAILED', reason: 'the target refused the forwarding' });
-        return;
-      }
-      const down = accept();
-      this.event({ type: 'ssh.channel', version: 1, channel: n, action: 'open', kind: 'direct-tcpip', ...where, rule_id: verdict.rule_id });
-      const type = `SSH_MSG_CHANNEL_DATA/${n}`;
-      down.on('error', () => {});
-      up.on('error', () => {});
-      down.on('data', (d: Buffer) => {
-        this.recorder.frame('c2s', type, d);
-        if (!up.write(d)) {
-          down.pause();
-          up.once('drain', () => down.resume());
-        }
-      });
-      up.on('data', (d: Buffer) => {
-        this.recorder.frame('s2c', type, d);
-        if (!down.write(d)) {
-          up.pause();
-          down.once('drain', () => up.resume());
-        }
-      });
-      down.on('end', () => up.end());
-      up.on('end', () => down.end());
-      up.on('close', () => {
-        down.close();
-        this.event({ type: 'ssh.channel', version: 1, channel: n, action: 'closed', kind: 'direct-tcpip' });
-      });
-      down.on('close', () => up.close());
-    });
   }
 
   /** CHANNEL_CLOSE for a session channel that never ran anything (ssh2's Session has no close()). */

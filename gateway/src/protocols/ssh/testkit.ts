@@ -104,7 +104,8 @@ export async function startSshd(opts: { extraConfig?: string } = {}): Promise<Ss
     `AllowUsers ${TEST_USER}`,
     'Subsystem sftp internal-sftp',
     'AllowTcpForwarding yes',
-    'X11Forwarding no',
+    'X11Forwarding yes', // the gateway refuses X11 unless policy allows it (forwarding.test.ts)
+    'AllowAgentForwarding yes',
     'PrintMotd no',
     'PrintLastLog no',
     'AcceptEnv LANG LC_* VIGIL_*',
