@@ -9,6 +9,8 @@
  * (and presented a pinned host key) does the client get USERAUTH_SUCCESS: the caller never holds a
  * session the gateway could not open.
  *
+ * Auth also accepts a public key mapped to an identity (public-keys.ts). Forwarding: forwarding.ts.
+ *
  * Every refusal is an event (auth.failed, protocol.refused, ssh.channel/ssh.request refused) and a
  * protocol-correct answer (USERAUTH_FAILURE, DISCONNECT with a reason code, CHANNEL_OPEN_FAILURE,
  * CHANNEL_FAILURE). Secrets (token, target key or password) are never put in an event or a log line.
