@@ -22,6 +22,7 @@ import { createMaskEngine } from './mask/engine.ts';
 import type { MaskRuntime } from './protocols/pg/mask-stream.ts';
 import { SshProxy, type SshMetrics, type SshTarget } from './protocols/ssh/proxy.ts';
 import { loadOrCreateHostKey, parsePinnedKeys } from './protocols/ssh/host-keys.ts';
+import { PublicKeyDirectory } from './protocols/ssh/public-keys.ts';
 import type { SshTargetConfig } from './protocols/ssh/config.ts';
 
 export { parseGatewayConfig, type GatewayConfig, type GatewaySection, type TargetConfig } from './config.ts';
@@ -181,6 +182,13 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     const hostKey = await loadOrCreateHostKey(gateway.ssh.host_key_file);
     sshFingerprint = hostKey.fingerprint;
     if (hostKey.created) logger.info({ host_key_file: gateway.ssh.host_key_file, fingerprint: hostKey.fingerprint }, 'ssh host key created');
+    const keysFile = gateway.ssh.public_keys_file;
+    const publicKeys =
+      gateway.ssh.public_keys.length > 0 || keysFile
+        ? await PublicKeyDirectory.load(gateway.ssh.public_keys, keysFile, (r) =>
+            r.problem ? logger.error({ file: keysFile, err: r.problem }, 'ssh public key file invalid: its keys are refused') : logger.info({ file: keysFile, keys: r.keys }, 'ssh public key file reloaded'),
+          )
+        : undefined;
     sshProxy = new SshProxy({
       listener: gateway.ssh,
       hostKey: hostKey.key,
@@ -195,6 +203,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       env,
       ...(policyHandle ? { policy: { current: () => policyHandle!.current() } } : {}),
       ...(options.approvals ? { approvals: options.approvals } : {}),
+      ...(publicKeys ? { publicKeys } : {}),
     });
   }
   const onPressure = (on: boolean): void => {

@@ -48,6 +48,9 @@ export class SessionChannel {
   private client: ServerChannel | undefined;
   private upstream: ClientChannel | undefined;
   private kind: SshChannelKind | undefined;
+  /** Allowed forwarding requests, sent with the shell/exec open. */
+  private agentForward = false;
+  private x11: { single: boolean; screen: number; protocol: string; cookie: string } | undefined;
   private editor: LineEditor | undefined;
   private sftp: SftpObserver | undefined;
   private scp: ScpObserver | undefined;
@@ -78,8 +81,8 @@ export class SessionChannel {
     raw.on('env', (accept, reject, info) => this.onEnv(accept, reject, info.key, info.val));
     raw.on('window-change', (accept, reject, info) => this.onWindowChange(accept, reject, info));
     raw.on('signal', (accept, reject, info) => this.onSignal(accept, reject, info.name));
-    raw.on('x11', (_accept, reject) => this.refuseRequest('x11-req', 'x11', reject));
-    raw.on('auth-agent', (_accept, reject) => this.refuseRequest('auth-agent-req@openssh.com', 'agent', reject));
+    raw.on('x11', (accept, reject, info) => this.onForwardingRequest('x11-req', 'x11', accept, reject, info));
+    raw.on('auth-agent', (accept, reject) => this.onForwardingRequest('auth-agent-req@openssh.com', 'agent', accept, reject));
     raw.on('shell', (accept, reject) => this.onStart('shell', accept, reject));
     raw.on('exec', (accept, reject, info) => this.onStart('exec', accept, reject, info.command));
     raw.on('subsystem', (accept, reject, info) => this.onStart('subsystem', accept, reject, info.name));
@@ -151,13 +154,25 @@ export class SessionChannel {
     this.request('c2s', 'signal', true, { signal });
   }
 
-  /** x11-req and auth-agent-req: refused unless a policy rule allows them — and even then (not relayed yet). */
-  private refuseRequest(request: string, kind: SshChannelKind, reject: (() => void) | undefined): void {
-    const s = this.session;
-    const verdict = judgeChannel(s.policy(), s.identityForPolicy(), s.target.id, commandContext(kind, ''), true);
-    reject?.();
-    const reason = verdict.allowed ? `${kind} forwarding is allowed by policy but not supported by the gateway yet` : verdict.message;
-    this.request('c2s', request, false, { code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason, rule_id: verdict.rule_id });
+  /**
+   * x11-req / auth-agent-req: refused unless a policy rule allows the kind; allowed ones are held
+   * and sent with the shell/exec open (the target then opens x11 / agent channels: forwarding.ts).
+   */
+  private onForwardingRequest(request: string, kind: 'x11' | 'agent', accept: (() => void) | undefined, reject: (() => void) | undefined, info?: { single?: boolean; protocol?: string; cookie?: Buffer | string; screen?: number }): void {
+    if (this.started) return this.invalid(request, 'forwarding must be asked for before the shell or command starts', reject);
+    const verdict = this.session.forwarding.judge(kind, '');
+    if (!verdict.allowed) {
+      reject?.();
+      return this.request('c2s', request, false, { code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason: verdict.message, rule_id: verdict.rule_id });
+    }
+    if (kind === 'agent' && !this.agentForward) {
+      this.agentForward = true;
+      this.session.forwarding.agentChannels++;
+    }
+    // The cookie is the client's fake one (its ssh swaps it for the real one); it is not recorded.
+    if (kind === 'x11' && info) this.x11 = { single: !!info.single, screen: info.screen ?? 0, protocol: String(info.protocol ?? 'MIT-MAGIC-COOKIE-1'), cookie: Buffer.isBuffer(info.cookie) ? info.cookie.toString('latin1') : String(info.cookie ?? '') };
+    accept?.();
+    this.request('c2s', request, true, { rule_id: verdict.rule_id });
   }
 
   private onStart(what: 'shell' | 'exec' | 'subsystem', accept: () => ServerChannel, reject: (() => void) | undefined, arg = ''): void {
@@ -223,8 +238,9 @@ export class SessionChannel {
       if (this.pendingResize) this.flushResize();
     };
     try {
-      if (what === 'shell') conn.shell(pty ?? false, env ? { env } : {}, opened);
-      else if (what === 'exec') conn.exec(arg, { ...(env ? { env } : {}), ...(pty ? { pty } : {}) }, opened);
+      const fwd = { ...(this.agentForward ? { agentForward: true } : {}), ...(this.x11 ? { x11: this.x11 } : {}) };
+      if (what === 'shell') conn.shell(pty ?? false, { ...(env ? { env } : {}), ...fwd }, opened);
+      else if (what === 'exec') conn.exec(arg, { ...(env ? { env } : {}), ...(pty ? { pty } : {}), ...fwd }, opened);
       else conn.subsys(arg, opened);
     } catch (err) {
       opened(err as Error, undefined as unknown as ClientChannel);
@@ -435,6 +451,7 @@ export class SessionChannel {
     this.closed = true;
     clearTimeout(this.resizeTimer);
     this.holds?.settle('closed');
+    if (this.agentForward) this.session.forwarding.agentChannels--;
     this.sftp?.finish();
     const client = this.client;
     const exit = this.exitArgs;

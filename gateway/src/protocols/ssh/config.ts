@@ -5,6 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { SecretRef } from '../../secrets.ts';
+import { PublicKeyEntrySchema } from './public-keys.ts';
 
 export const SshListenerSchema = Type.Object(
   {
@@ -30,6 +31,13 @@ export const SshListenerSchema = Type.Object(
      * between are coalesced into the next (the last size always arrives). Damps a resize flood.
      */
     resize_interval_ms: Type.Integer({ minimum: 0, maximum: 10_000, default: 50 }),
+    /**
+     * Public keys mapped to identities (public-keys.ts): a caller holding one of these keys logs in
+     * without a token. Entries `{ key, sub, groups?, actor_kind?, expires_at? }`, validated at start.
+     */
+    public_keys: Type.Array(PublicKeyEntrySchema, { maxItems: 100_000, default: [] }),
+    /** A YAML list of the same entries, re-read when it changes: removing an entry revokes the key. */
+    public_keys_file: Type.Optional(Type.String({ minLength: 1 })),
   },
   { additionalProperties: false },
 );

@@ -14,6 +14,7 @@ import type { CompiledPolicy } from '../../policy/index.ts';
 import type { SshListenerConfig, SshTargetConfig } from './config.ts';
 import type { PinnedKey } from './host-keys.ts';
 import { SshSession } from './ssh-session.ts';
+import type { PublicKeyDirectory } from './public-keys.ts';
 
 const { Server } = ssh2;
 
@@ -35,6 +36,8 @@ export interface SshProxyOptions {
   policy?: { current(): CompiledPolicy };
   /** Just-in-time approval of commands (approvals/broker.ts); undefined: require_approval is refused. */
   approvals?: ApprovalService;
+  /** Public keys mapped to identities (gateway.ssh.public_keys[_file]); undefined: token logins only. */
+  publicKeys?: PublicKeyDirectory;
 }
 
 export interface SshMetrics {

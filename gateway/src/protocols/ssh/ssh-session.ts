@@ -9,13 +9,15 @@
  * (and presented a pinned host key) does the client get USERAUTH_SUCCESS: the caller never holds a
  * session the gateway could not open.
  *
+ * Auth also accepts a public key mapped to an identity (public-keys.ts). Forwarding: forwarding.ts.
+ *
  * Every refusal is an event (auth.failed, protocol.refused, ssh.channel/ssh.request refused) and a
  * protocol-correct answer (USERAUTH_FAILURE, DISCONNECT with a reason code, CHANNEL_OPEN_FAILURE,
  * CHANNEL_FAILURE). Secrets (token, target key or password) are never put in an event or a log line.
  */
 import { SessionHolds } from '../../approvals/session-hold.ts';
 import { randomUUID } from 'node:crypto';
-import ssh2, { type AuthContext, type ClientInfo, type Connection, type TcpipRequestInfo } from 'ssh2';
+import ssh2, { type AuthContext, type ClientInfo, type Connection, type PublicKeyAuthContext } from 'ssh2';
 import type { ChainInput, EndReason } from '@vigil/schemas';
 import type { VerifiedIdentity } from '@vigil/identity/types';
 import { SessionRecorder } from '../../recorder/recorder.ts';
@@ -24,9 +26,10 @@ import { resolveSecret } from '../../secrets.ts';
 import type { CompiledPolicy, Identity } from '../../policy/index.ts';
 import { tokenFailure } from '../pg/token.ts';
 import { parseLoginName } from './login.ts';
-import { hostKeyAlgorithms, isPinned } from './host-keys.ts';
+import { fingerprintOf, hostKeyAlgorithms, isPinned } from './host-keys.ts';
+import { verifySignature, type KeyIdentity } from './public-keys.ts';
 import { SessionChannel } from './channel.ts';
-import { commandContext, judgeChannel } from './commands.ts';
+import { AgentBridge, Forwarding } from './forwarding.ts';
 import type { SshProxy, SshTarget } from './proxy.ts';
 
 const { Client } = ssh2;
@@ -54,7 +57,8 @@ export enum SshState {
   Closed = 'closed',
 }
 
-const METHODS: ('keyboard-interactive' | 'password')[] = ['keyboard-interactive', 'password'];
+type AuthMethod = 'publickey' | 'keyboard-interactive' | 'password';
+const METHODS: AuthMethod[] = ['keyboard-interactive', 'password'];
 
 export class SshSession {
   readonly id = randomUUID();
@@ -66,6 +70,7 @@ export class SshSession {
   private attempts = 0;
   private upstream: InstanceType<typeof Client> | undefined;
   private readonly channels = new Set<SessionChannel>();
+  readonly forwarding = new Forwarding(this);
   private nextChannel = 0;
   private readonly startedAt = performance.now();
   private authTimer: NodeJS.Timeout;
@@ -140,6 +145,19 @@ export class SshSession {
     return this.upstream!;
   }
 
+  clientConnection(): Connection {
+    return this.client;
+  }
+
+  /** The next gateway channel number (session and forwarded channels share the counter). */
+  allocChannel(): number {
+    return this.nextChannel++;
+  }
+
+  isOpen(): boolean {
+    return this.state === SshState.Open;
+  }
+
   blocked(b: { channel: number; protocol_kind: 'ssh_exec' | 'ssh_shell'; statement: string; message: string; rule_id: string | null; action: string; reason: 'rule' | 'default' | 'unparsable' }): void {
     this.proxy.metrics.commands_blocked_total++;
     this.event({
@@ -179,8 +197,40 @@ export class SshSession {
         void this.checkToken(ctx, name.sub, answers[0] ?? '');
       });
     }
-    // none / publickey / hostbased: say which methods work, no event (clients probe these first).
-    ctx.reject(METHODS);
+    if (ctx.method === 'publickey' && this.options.publicKeys) return void this.checkKey(ctx, name.sub);
+    // none / hostbased (and publickey with no keys configured): say which methods work, no event
+    // (clients probe these first).
+    ctx.reject(this.methods());
+  }
+
+  /** Token methods always; publickey only when keys are mapped (clients then try their keys first). */
+  private methods(): AuthMethod[] {
+    return this.options.publicKeys ? ['publickey', ...METHODS] : METHODS;
+  }
+
+  /**
+   * Public-key login (RFC 4252 §7): a query (no signature) is answered PK_OK only for a key mapped
+   * to the claimed `sub`; the signed request must verify. Every refused key is an auth.failed event
+   * and counts toward max_auth_attempts, as in OpenSSH (a client cannot probe keys without limit).
+   */
+  private async checkKey(ctx: PublicKeyAuthContext, sub: string): Promise<void> {
+    const found = await this.options.publicKeys!.lookup(ctx.key.data);
+    if (this.state !== SshState.Auth) return;
+    const fp = fingerprintOf(ctx.key.data);
+    const now = Date.now();
+    let code: GatewayErrorCode | undefined;
+    let reason = '';
+    if ('unavailable' in found) [code, reason] = ['GW_ERR_SSH_KEYS_UNAVAILABLE', `public key ${fp}: ${found.unavailable}`];
+    else if ('missing' in found) [code, reason] = ['GW_ERR_SSH_KEY_UNKNOWN', `public key ${fp} is not mapped to an identity`];
+    else if (found.found.sub !== sub) [code, reason] = ['GW_ERR_SUB_MISMATCH', `public key ${fp} is not mapped to "${sub}"`];
+    else if (found.found.expires_at_ms !== undefined && found.found.expires_at_ms <= now) [code, reason] = ['GW_ERR_SSH_KEY_EXPIRED', `public key ${fp} expired`];
+    else if (!ctx.signature) return ctx.accept(); // PK_OK: the client signs next
+    else if (!verifySignature(ctx.key.data, ctx.blob!, ctx.signature, ctx.hashAlgo)) [code, reason] = ['GW_ERR_SSH_KEY_SIGNATURE', `the signature made with public key ${fp} does not verify`];
+    if (code) return this.authFailed(ctx, code, reason);
+    const k = (found as { found: KeyIdentity }).found;
+    this.identity = { sub: k.sub, groups: k.groups, actor_kind: k.actor_kind, roles: [], issuer: `ssh-publickey:${k.fingerprint}` };
+    this.state = SshState.Connecting;
+    this.connectUpstream(ctx);
   }
 
   private async checkToken(ctx: AuthContext, sub: string, token: string): Promise<void> {
@@ -203,17 +253,21 @@ export class SshSession {
       }
     }
     if (this.state !== SshState.Auth) return;
-    if (code) {
-      this.proxy.metrics.auth_failures_total++;
-      this.event({ type: 'auth.failed', version: 1, ...this.identityFields(), code, reason, claimed_user: this.claimedUser });
-      this.options.logger.info({ session_id: this.id, code, client_addr: this.clientAddr }, 'ssh auth failed');
-      if (this.attempts >= this.options.listener.max_auth_attempts) {
-        return this.refuse('GW_ERR_SSH_AUTH_METHOD', 'too many failed token attempts', 'auth_failed', DISCONNECT.NO_MORE_AUTH_METHODS_AVAILABLE);
-      }
-      return ctx.reject(METHODS);
-    }
+    if (code) return this.authFailed(ctx, code, reason);
     this.state = SshState.Connecting;
     this.connectUpstream(ctx);
+  }
+
+  /** A refused token or key: event, USERAUTH_FAILURE, and a disconnect past max_auth_attempts. */
+  private authFailed(ctx: AuthContext, code: GatewayErrorCode, reason: string): void {
+    if (ctx.method === 'publickey') this.attempts++; // checkToken counts its own before awaiting
+    this.proxy.metrics.auth_failures_total++;
+    this.event({ type: 'auth.failed', version: 1, ...this.identityFields(), code, reason, claimed_user: this.claimedUser });
+    this.options.logger.info({ session_id: this.id, code, client_addr: this.clientAddr }, 'ssh auth failed');
+    if (this.attempts >= this.options.listener.max_auth_attempts) {
+      return this.refuse('GW_ERR_SSH_AUTH_METHOD', 'too many failed login attempts', 'auth_failed', DISCONNECT.NO_MORE_AUTH_METHODS_AVAILABLE);
+    }
+    ctx.reject(this.methods());
   }
 
   private connectUpstream(ctx: AuthContext): void {
@@ -257,6 +311,10 @@ export class SshSession {
           ...(key ? { privateKey: key } : {}),
           ...(passphrase ? { passphrase } : {}),
           ...(password ? { password } : {}),
+          // The agent serves only agent forwarding (forwarding.ts); the explicit method list keeps
+          // ssh2 from trying it as a login method.
+          agent: new AgentBridge(() => (this.state === SshState.Open ? this.forwarding : undefined)),
+          authHandler: ['none', ...(password ? ['password' as const] : []), ...(key ? ['publickey' as const] : [])],
           readyTimeout: o.listener.upstream_connect_timeout_ms,
           algorithms: { serverHostKey: hostKeyAlgorithms(t.pinned) as never },
           hostVerifier: (blob: Buffer) => {
@@ -288,71 +346,24 @@ export class SshSession {
       const ch = new SessionChannel(this, this.nextChannel++, accept());
       this.channels.add(ch);
     });
-    this.client.on('tcpip', (accept, reject, info) => this.onDirectTcpip(accept, reject, info));
+    const f = this.forwarding;
+    this.client.on('tcpip', (accept, reject, info) => f.onDirectTcpip(accept, reject, info));
     this.client.on('openssh.streamlocal', (_accept, reject, info) => {
       reject();
       this.event({ type: 'ssh.channel', version: 1, action: 'refused', kind: 'direct-streamlocal@openssh.com', host: String(info.socketPath).slice(0, 1024), code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason: 'stream-local forwarding is not supported by the gateway' });
     });
-    this.client.on('request', (_accept, reject, name, info) => {
-      reject?.();
-      const i = info as { bindAddr?: string; bindPort?: number; socketPath?: string } | undefined;
-      const verdict = judgeChannel(this.policy(), this.identityForPolicy(), this.target.id, commandContext('tcpip-forward', ''), true);
-      const reason = verdict.allowed ? 'remote forwarding is allowed by policy but not supported by the gateway yet' : verdict.message;
-      this.event({ type: 'ssh.channel', version: 1, action: 'refused', kind: String(name).slice(0, 128), ...(i?.bindAddr !== undefined ? { host: String(i.bindAddr).slice(0, 1024) } : {}), ...(typeof i?.bindPort === 'number' ? { port: i.bindPort } : {}), code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason, rule_id: verdict.rule_id });
-    });
+    this.client.on('request', (accept, reject, name, info) => f.onGlobalRequest(accept as ((port?: number) => void) | undefined, reject, name, info as never));
+    const up = this.upstream!;
+    up.on('tcp connection', (info, accept, reject) => f.onTargetTcpConnection(info, accept, reject));
+    up.on('x11', (info, accept, reject) => f.onTargetX11(info, accept, reject));
   }
 
-  /** Count live channels; refuse (with an event) past max_channels_per_session. */
-  private channelSlot(kind: string): boolean {
-    if (this.channels.size < this.options.listener.max_channels_per_session) return true;
+  /** Count live channels (session and forwarded); refuse (with an event) past max_channels_per_session. */
+  channelSlot(kind: string): boolean {
+    if (this.channels.size + this.forwarding.open < this.options.listener.max_channels_per_session) return true;
     this.proxy.metrics.channels_refused_total++;
     this.event({ type: 'ssh.channel', version: 1, action: 'refused', kind, code: 'GW_ERR_SSH_CHANNEL_LIMIT', reason: `the connection already holds ${this.options.listener.max_channels_per_session} channels` });
     return false;
-  }
-
-  private onDirectTcpip(accept: () => import('ssh2').ServerChannel, reject: () => void, info: TcpipRequestInfo): void {
-    const where = { host: String(info.destIP).slice(0, 1024), port: info.destPort };
-    const verdict = judgeChannel(this.policy(), this.identityForPolicy(), this.target.id, commandContext('direct-tcpip', `${info.destIP}:${info.destPort}`), true);
-    if (!verdict.allowed) {
-      reject();
-      this.event({ type: 'ssh.channel', version: 1, action: 'refused', kind: 'direct-tcpip', ...where, code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason: verdict.message, rule_id: verdict.rule_id });
-      return;
-    }
-    if (!this.channelSlot('direct-tcpip')) return reject();
-    const n = this.nextChannel++;
-    this.upstream!.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
-      if (err || this.state !== SshState.Open) {
-        reject();
-        this.event({ type: 'ssh.channel', version: 1, channel: n, action: 'refused', kind: 'direct-tcpip', ...where, code: 'GW_ERR_SSH_CHANNEL_FAILED', reason: 'the target refused the forwarding' });
-        return;
-      }
-      const down = accept();
-      this.event({ type: 'ssh.channel', version: 1, channel: n, action: 'open', kind: 'direct-tcpip', ...where, rule_id: verdict.rule_id });
-      const type = `SSH_MSG_CHANNEL_DATA/${n}`;
-      down.on('error', () => {});
-      up.on('error', () => {});
-      down.on('data', (d: Buffer) => {
-        this.recorder.frame('c2s', type, d);
-        if (!up.write(d)) {
-          down.pause();
-          up.once('drain', () => down.resume());
-        }
-      });
-      up.on('data', (d: Buffer) => {
-        this.recorder.frame('s2c', type, d);
-        if (!down.write(d)) {
-          up.pause();
-          down.once('drain', () => up.resume());
-        }
-      });
-      down.on('end', () => up.end());
-      up.on('end', () => down.end());
-      up.on('close', () => {
-        down.close();
-        this.event({ type: 'ssh.channel', version: 1, channel: n, action: 'closed', kind: 'direct-tcpip' });
-      });
-      down.on('close', () => up.close());
-    });
   }
 
   /** CHANNEL_CLOSE for a session channel that never ran anything (ssh2's Session has no close()). */

@@ -104,7 +104,8 @@ export async function startSshd(opts: { extraConfig?: string } = {}): Promise<Ss
     `AllowUsers ${TEST_USER}`,
     'Subsystem sftp internal-sftp',
     'AllowTcpForwarding yes',
-    'X11Forwarding no',
+    'X11Forwarding yes', // the gateway refuses X11 unless policy allows it (forwarding.test.ts)
+    'AllowAgentForwarding yes',
     'PrintMotd no',
     'PrintLastLog no',
     'AcceptEnv LANG LC_* VIGIL_*',
@@ -254,6 +255,13 @@ export async function until(check: () => boolean, what: string, timeoutMs = 20_0
   }
 }
 
+/** The gateway's host key as an OpenSSH known_hosts line (for the real `ssh` client). */
+export function knownHostsLine(h: SshHarness): string {
+  const pub = ssh2.utils.parseKey(readFileSync(join(h.dir, 'host_key'), 'utf8'));
+  if (pub instanceof Error || Array.isArray(pub)) throw new Error('gateway host key');
+  return `[127.0.0.1]:${h.port} ${pub.type} ${pub.getPublicSSH().toString('base64')}\n`;
+}
+
 // ---- the real OpenSSH client under tmux ---------------------------------------------------------
 
 export interface Tmux {
@@ -274,10 +282,7 @@ export function sshInTmux(h: SshHarness, token: string, opts: { user?: string; w
   writeFileSync(join(dir, 'token'), token, { mode: 0o600 });
   writeFileSync(askpass, `#!/bin/sh\ncat ${join(dir, 'token')}\n`, { mode: 0o700 });
   const fp = h.gw.ssh!.fingerprint;
-  const hostKey = readFileSync(join(h.dir, 'host_key'), 'utf8');
-  const pub = ssh2.utils.parseKey(hostKey);
-  if (pub instanceof Error || Array.isArray(pub)) throw new Error('gateway host key');
-  writeFileSync(join(dir, 'known_hosts'), `[127.0.0.1]:${h.port} ${pub.type} ${pub.getPublicSSH().toString('base64')}\n`);
+  writeFileSync(join(dir, 'known_hosts'), knownHostsLine(h));
   const socket = `vigil-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const args = [
     'ssh', '-tt', '-p', String(h.port),
