@@ -13,7 +13,7 @@ import { loadConfig } from '@vigil/cli/config';
 import { openDevIssuer } from '@vigil/identity/dev-issuer';
 import type { Step, Who } from '../../ingest/src/transforms/detect/testkit.ts';
 import { startVigil, type VigilProcess } from '../support/vigil-process.ts';
-import { generate } from './scenarios.ts';
+import { generate, type Corpus } from './scenarios.ts';
 import { planSample, type GatewayFamily, type Plan, type PlannedSession } from './gateway-plan.ts';
 import { score, type Score, type ScoredAlert, type ScoredSession } from './score.ts';
 
@@ -150,9 +150,11 @@ async function pool<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): 
   return out;
 }
 
-export async function runGatewaySample(opts: { seed?: number; families?: readonly GatewayFamily[]; long_pause_s?: number; log?: (line: string) => void } = {}): Promise<SampleResult> {
+export async function runGatewaySample(
+  opts: { corpus?: Corpus; families?: readonly GatewayFamily[]; long_pause_s?: number; log?: (line: string) => void } = {},
+): Promise<SampleResult> {
   const log = opts.log ?? (() => {});
-  const corpus = generate({ identities: 40, weeks: 3, seed: opts.seed ?? 42 });
+  const corpus = opts.corpus ?? generate({ identities: 40, weeks: 3, seed: 42 });
   const plan: Plan = planSample(corpus, { families: opts.families, long_pause_s: opts.long_pause_s });
   const database = `vigil_eval_${process.pid}_${Date.now().toString(36)}`;
   await createDatabase(database, plan.tables);
