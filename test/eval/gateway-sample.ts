@@ -157,10 +157,10 @@ export async function runGatewaySample(
   const corpus = opts.corpus ?? generate({ identities: 40, weeks: 3, seed: 42 });
   const plan: Plan = planSample(corpus, { families: opts.families, long_pause_s: opts.long_pause_s });
   const database = `vigil_eval_${process.pid}_${Date.now().toString(36)}`;
-  await createDatabase(database, plan.tables);
-  const t0 = performance.now();
   let vigil: VigilProcess | undefined;
   try {
+    await createDatabase(database, plan.tables);
+    const t0 = performance.now();
     vigil = await startVigil({
       config: {
         targets: [{ id: 'eval-pg', protocol: 'postgres', host: PG.host, port: PG.port, database, user: PG.user }],
