@@ -13,6 +13,9 @@ export interface Labeled extends BuiltSession {
   attack_start?: number;
   /** Part of a scenario that cannot alert by itself (the first half of a mutual approval): neither benign nor scored. */
   setup?: boolean;
+  /** Who ran it and what it ran: the gateway sample (gateway-sample.ts) replays these as real client traffic. */
+  who: Who;
+  steps: Step[];
 }
 
 function rng(seed: number): () => number {
@@ -76,7 +79,8 @@ export function generate(options: { identities?: number; weeks?: number; seed?: 
       const n = 1 + Math.floor(r() * 3);
       for (let k = 0; k < n; k++) {
         const start = T0 + d * DAY + (8 + r() * 9) * H; // 08:00–17:00 UTC
-        sessions.push(buildSession(id(), p.who, Math.round(start), benignSteps(p, 4 + Math.floor(r() * 10))));
+        const steps = benignSteps(p, 4 + Math.floor(r() * 10));
+        sessions.push({ ...buildSession(id(), p.who, Math.round(start), steps), who: p.who, steps });
       }
     }
   }
@@ -86,7 +90,7 @@ export function generate(options: { identities?: number; weeks?: number; seed?: 
   const next = () => people[victim++ % people.length]!;
   const at = (hour: number, extraDays = 0) => Math.round(T0 + (attackDay + extraDays) * DAY + hour * H);
   const inject = (attack: string, who: Who, start: number, steps: Step[], startOffset = 0, setup = false) => {
-    const s = buildSession(id(), who, start, steps);
+    const s = { ...buildSession(id(), who, start, steps), who, steps };
     sessions.push(setup ? { ...s, setup } : { ...s, attack, attack_start: start + startOffset });
   };
   const reps = 4;
