@@ -75,7 +75,7 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
         <dt>Duration</dt><dd>{s.ended_at ? duration(s.duration_us) : 'live'}</dd>
         <dt>Actor</dt><dd>{s.actor_kind}{s.groups.length ? ` · groups ${s.groups.join(', ')}` : ''}</dd>
         {terminal ? <><dt>Login</dt><dd>{s.db_user || '—'} on {s.target_addr}</dd></> : <><dt>Database</dt><dd>{s.db_user}@{s.db_name} on {s.target_addr}</dd></>}
-        <dt>Client</dt><dd>{s.client_app || '—'} from {s.client_addr}{s.tls ? ' (TLS)' : ''}</dd>
+        <dt>Client</dt><dd>{s.client_app || '—'} from {s.client_addr}{s.tls ? (terminal ? ' (SSH, encrypted)' : ' (TLS)') : ''}</dd>
         <dt>Traffic</dt><dd>{bytes(s.bytes_c2s)} sent, {bytes(s.bytes_s2c)} received; {s.messages_c2s + s.messages_s2c} messages</dd>
         {!terminal && <><dt>Statements</dt><dd>{driver.queries().length}{driver.hasMore() ? '+' : ''}{blocked ? `, ${blocked} blocked` : ''}</dd></>}
       </dl>
