@@ -36,31 +36,22 @@ export async function api<T>(path: string, params?: Record<string, string | numb
   const qs = params
     ? new URLSearchParams(Object.entries(params).filter((e): e is [string, string | number | boolean] => e[1] !== undefined && e[1] !== '').map(([k, v]) => [k, String(v)])).toString()
     : '';
-  const token = currentToken();
-  if (!token) {
-    onUnauthenticated();
-    throw new ApiProblem(401, 'API_ERR_UNAUTHENTICATED', 'not logged in');
-  }
-  const res = await fetch(`${path}${qs ? `?${qs}` : ''}`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
-  if (res.status === 401) {
-    logout();
-    onUnauthenticated();
-  }
-  if (!res.ok) {
-    const p = (await res.json().catch(() => ({}))) as { code?: string; detail?: string; title?: string };
-    throw new ApiProblem(res.status, p.code ?? 'API_ERR_INTERNAL', p.detail ?? p.title ?? `HTTP ${res.status}`);
-  }
-  return res.json() as Promise<T>;
+  return request<T>(`${path}${qs ? `?${qs}` : ''}`, {});
 }
 
 /** POST a JSON body; same token and error handling as `api`. */
 export async function post<T>(path: string, body: unknown): Promise<T> {
+  return request<T>(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+/** One call with the user's token: 401 means "log in again"; other errors are the API's problem+json. */
+async function request<T>(url: string, init: { method?: string; headers?: Record<string, string>; body?: string }): Promise<T> {
   const token = currentToken();
   if (!token) {
     onUnauthenticated();
     throw new ApiProblem(401, 'API_ERR_UNAUTHENTICATED', 'not logged in');
   }
-  const res = await fetch(path, { method: 'POST', headers: { authorization: `Bearer ${token}`, accept: 'application/json', 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(url, { ...init, headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...init.headers } });
   if (res.status === 401) {
     logout();
     onUnauthenticated();

@@ -4,10 +4,9 @@
  * driver follows GET /api/sessions/:id/terminal/live (server-sent events). Neither holds a whole
  * recording: the player asks for pages as it plays. Views never fetch by themselves.
  */
-import { api, ApiProblem } from '../api/client.ts';
-import { currentToken } from '../auth/oidc.ts';
+import { api } from '../api/client.ts';
 import type { TerminalInfoBody, TerminalPageBody } from '../../../server/src/plugins/terminal.ts';
-import { SseParser } from './sse.ts';
+import { followSse } from './sse.ts';
 
 export type TerminalInfo = TerminalInfoBody;
 export type TerminalPage = TerminalPageBody;
@@ -48,50 +47,30 @@ export interface LiveHandlers {
  * received, so nothing is missed or repeated. Returns a stop function.
  */
 export function followLive(sessionId: string, h: LiveHandlers, channel?: number): () => void {
-  const stop = new AbortController();
   let after: number | undefined;
-  const run = async () => {
-    for (let attempt = 0; !stop.signal.aborted; attempt++) {
-      const qs = new URLSearchParams();
-      if (channel !== undefined) qs.set('channel', String(channel));
-      if (after !== undefined) qs.set('after_seq', String(after));
-      try {
-        const res = await fetch(`/api/sessions/${encodeURIComponent(sessionId)}/terminal/live?${qs}`, {
-          headers: { authorization: `Bearer ${currentToken() ?? ''}`, accept: 'text/event-stream' },
-          signal: stop.signal,
-        });
-        if (!res.ok) {
-          const p = (await res.json().catch(() => ({}))) as { code?: string; detail?: string };
-          throw new ApiProblem(res.status, p.code ?? 'API_ERR_INTERNAL', p.detail ?? `HTTP ${res.status}`);
-        }
-        const reader = res.body!.getReader();
-        const dec = new TextDecoder();
-        const parser = new SseParser();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          for (const m of parser.push(dec.decode(value, { stream: true }))) {
-            const data = JSON.parse(m.data);
-            if (m.event === 'info') h.info(data as TerminalInfo);
-            else if (m.event === 'snapshot') (h.snapshot(data as TerminalSnapshot), (after = (data as TerminalSnapshot).seq));
-            else if (m.event === 'events') {
-              const events = (data as { events: TerminalEvent[] }).events;
-              if (events.length > 0) after = events[events.length - 1]!.seq;
-              h.events(events);
-            } else if (m.event === 'end') return h.end();
-            else if (m.event === 'error') throw new Error((data as { detail: string }).detail);
-          }
-        }
-      } catch (e) {
-        if (stop.signal.aborted) return;
-        if (e instanceof ApiProblem && e.status < 500) return h.error(e.message);
-        if (attempt >= 5) return h.error((e as Error).message);
-      }
-      await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
-    }
+  const url = () => {
+    const qs = new URLSearchParams();
+    if (channel !== undefined) qs.set('channel', String(channel));
+    if (after !== undefined) qs.set('after_seq', String(after));
+    return `/api/sessions/${encodeURIComponent(sessionId)}/terminal/live?${qs}`;
   };
-  void run();
-  return () => stop.abort();
+  return followSse(
+    url,
+    (m) => {
+      const data = JSON.parse(m.data);
+      if (m.event === 'info') h.info(data as TerminalInfo);
+      else if (m.event === 'snapshot') (h.snapshot(data as TerminalSnapshot), (after = (data as TerminalSnapshot).seq));
+      else if (m.event === 'events') {
+        const events = (data as { events: TerminalEvent[] }).events;
+        if (events.length > 0) after = events[events.length - 1]!.seq;
+        h.events(events);
+      } else if (m.event === 'end') {
+        h.end();
+        return 'done';
+      }
+    },
+    (message) => h.error(message),
+  );
 }
 
 /** base64 → bytes (output frames are raw bytes; the terminal decodes UTF-8 across frames). */
