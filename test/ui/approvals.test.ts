@@ -17,7 +17,7 @@ import type { Page } from 'playwright-core';
 import { startVigil, type VigilProcess } from '../support/vigil-process.ts';
 import { psql } from '../support/pg-clients.ts';
 import { ensureBuilt } from '@vigil/replay-ui/web/build';
-import { launchChromium, type Browser } from './browser.ts';
+import { adminPassword, launchChromium, signIn, type Browser } from './browser.ts';
 
 const SHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
 const TABLE = `vigil_ui_appr_${randomBytes(4).toString('hex')}`;
@@ -43,19 +43,12 @@ before(async () => {
     if (Date.now() > deadline) throw new Error('API not up');
     await new Promise((r) => setTimeout(r, 250));
   }
-  const m = /User: admin {2}Password: (\S+)/.exec(vigil.output());
-  assert.ok(m, 'admin password printed');
   direct = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
   await direct.connect();
   await direct.query(`CREATE TABLE ${TABLE} (id int); INSERT INTO ${TABLE} VALUES (1), (2), (3)`);
   browser = await launchChromium();
   page = await browser.context.newPage();
-  await page.goto(`${api}/`);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(/\/oauth\/authorize\?/);
-  await page.getByLabel('Password').fill(m[1]);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${api}/ui/`);
+  await signIn(page, api, adminPassword(vigil.output()));
   mkdirSync(SHOTS, { recursive: true });
 });
 

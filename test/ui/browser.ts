@@ -44,3 +44,20 @@ export async function launchChromium(): Promise<Browser> {
     },
   };
 }
+
+/** The local admin's password as `vigil start` printed it at its first start. */
+export function adminPassword(output: string): string {
+  const m = /User: admin {2}Password: (\S+)/.exec(output);
+  if (!m) throw new Error(`no admin password in the vigil output:\n${output}`);
+  return m[1]!;
+}
+
+/** Sign in through the UI (authorization code + PKCE on the dev issuer) and land on the sessions page. */
+export async function signIn(page: import('playwright-core').Page, api: string, password: string): Promise<void> {
+  await page.goto(`${api}/`);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(/\/oauth\/authorize\?/);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${api}/ui/`);
+}

@@ -18,7 +18,7 @@ import type { Page } from 'playwright-core';
 import { startVigil, freePort, type VigilProcess } from '../support/vigil-process.ts';
 import { startSshd, TEST_USER, type Sshd } from '@vigil/gateway/protocols/ssh/testkit';
 import { ensureBuilt } from '@vigil/replay-ui/web/build';
-import { launchChromium, type Browser } from './browser.ts';
+import { adminPassword, launchChromium, type Browser, signIn } from './browser.ts';
 
 const SHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
 const MARKER = `vigilterm${randomBytes(3).toString('hex')}`;
@@ -169,14 +169,7 @@ after(async () => {
 });
 
 test('sign in and find the SSH session by a command it ran', async () => {
-  const m = /User: admin {2}Password: (\S+)/.exec(vigil.output());
-  assert.ok(m, 'the admin password is printed');
-  await page.goto(`${api}/`);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(/\/oauth\/authorize\?/);
-  await page.getByLabel('Password').fill(m[1]!);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${api}/ui/`);
+  await signIn(page, api, adminPassword(vigil.output()));
   await page.getByLabel('Search statements').fill(`echo ${MARKER}`);
   await page.getByRole('button', { name: 'Search' }).click();
   const rows = page.locator('[data-testid=sessions] tbody tr');
