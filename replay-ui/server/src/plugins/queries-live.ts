@@ -10,10 +10,10 @@
  * next_after_seq }), `end`, `error`; comments as keep-alives. Each stream is one `recording.viewed`
  * (view `live`).
  */
-import { Readable } from 'node:stream';
 import { Type, type Static } from '@sinclair/typebox';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { definePlugin } from '../plugin.ts';
+import { sseMessage, sseReply, sseWait } from '../sse.ts';
 import { apiError } from '../errors.ts';
 import { SessionParamsSchema, withProblems } from '../schemas.ts';
 import { getSession, listQueries } from '../sessions-store.ts';
@@ -27,12 +27,6 @@ const POLL_MS = 250;
 const KEEPALIVE_MS = 15_000;
 
 const LiveQuerySchema = Type.Object({ after_seq: Type.Optional(Type.Integer({ minimum: -1 })) }, { additionalProperties: false });
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 
 export const queriesLivePlugin = definePlugin<{ store: ClickHouseClient; audit?: AccessAudit | undefined }>(
   async (app, { store, audit }) => {
@@ -51,15 +45,12 @@ export const queriesLivePlugin = definePlugin<{ store: ClickHouseClient; audit?:
         }
         if (!session) throw apiError('API_ERR_NOT_FOUND', 'no such session');
         audit?.recordView({ identity: request.identity!, viewed_session_id: id, view: 'live', route: 'GET /api/sessions/:id/queries/live', client_addr: `${request.ip}:${request.socket.remotePort ?? 0}` });
-        const stop = new AbortController();
-        request.raw.once('close', () => stop.abort());
-        const message = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-
-        async function* stream(): AsyncGenerator<string> {
+        const message = sseMessage;
+        async function* stream(stop: AbortSignal): AsyncGenerator<string> {
           let after = request.query.after_seq ?? -1;
           let lastSent = Date.now();
           let endedSeen = false;
-          while (!stop.signal.aborted) {
+          while (!stop.aborted) {
             let page;
             try {
               page = await listQueries(store, id, { after, limit: PAGE });
@@ -85,13 +76,10 @@ export const queriesLivePlugin = definePlugin<{ store: ClickHouseClient; audit?:
               yield ': keep-alive\n\n';
               lastSent = Date.now();
             }
-            await sleep(POLL_MS, stop.signal);
+            await sseWait(POLL_MS, stop);
           }
         }
-        reply.header('content-type', 'text/event-stream; charset=utf-8');
-        reply.header('cache-control', 'no-store');
-        reply.header('x-accel-buffering', 'no');
-        return reply.send(Readable.from(stream()));
+        return sseReply(request, reply, stream);
       },
     );
   },

@@ -16,10 +16,10 @@
  * with `after_seq` resumes exactly where the last message ended (keyset on seq, nothing missed).
  * Every answer is a `recording.viewed` (view `replay`, or `live` once per live stream).
  */
-import { Readable } from 'node:stream';
 import { Type, type Static } from '@sinclair/typebox';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { definePlugin } from '../plugin.ts';
+import { sseMessage, sseReply, sseWait } from '../sse.ts';
 import type { AccessAudit } from '../access-audit.ts';
 import { apiError } from '../errors.ts';
 import { SessionParamsSchema, withProblems } from '../schemas.ts';
@@ -97,12 +97,6 @@ async function frameOf(store: ClickHouseClient, id: string, channel: number | un
   return info;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
-
 async function sessionEnded(store: ClickHouseClient, id: string): Promise<boolean> {
   const r = await store.query({ query: 'SELECT countIf(isNotNull(ended_at)) AS n FROM sessions FINAL WHERE session_id = {id:String}', query_params: { id }, format: 'JSONEachRow' });
   return Number((await r.json<{ n: string }>())[0]?.n ?? 0) > 0;
@@ -150,11 +144,8 @@ export const terminalPlugin = definePlugin<{ store: ClickHouseClient; audit?: Ac
         audit?.assertAvailable();
         const info = await frameOf(store, id, request.query.channel);
         view(request, id, 'live', 'GET /api/sessions/:id/terminal/live');
-        const stop = new AbortController();
-        request.raw.once('close', () => stop.abort());
-        const message = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-
-        async function* stream(): AsyncGenerator<string> {
+        const message = sseMessage;
+        async function* stream(stop: AbortSignal): AsyncGenerator<string> {
           yield message('info', info);
           let after = request.query.after_seq ?? -1;
           if (request.query.after_seq === undefined) {
@@ -167,7 +158,7 @@ export const terminalPlugin = definePlugin<{ store: ClickHouseClient; audit?: Ac
           }
           let lastSent = Date.now();
           let endedSeen = false;
-          while (!stop.signal.aborted) {
+          while (!stop.aborted) {
             let page;
             try {
               page = await eventsAfter(store, id, info.channel, info.start_us, after, PAGE_DEFAULT);
@@ -193,13 +184,10 @@ export const terminalPlugin = definePlugin<{ store: ClickHouseClient; audit?: Ac
               yield ': keep-alive\n\n';
               lastSent = Date.now();
             }
-            await sleep(LIVE_POLL_MS, stop.signal);
+            await sseWait(LIVE_POLL_MS, stop);
           }
         }
-        reply.header('content-type', 'text/event-stream; charset=utf-8');
-        reply.header('cache-control', 'no-store');
-        reply.header('x-accel-buffering', 'no');
-        return reply.send(Readable.from(stream()));
+        return sseReply(request, reply, stream);
       },
     );
   },
