@@ -8,7 +8,7 @@ import { FrameEvent } from './events/frame.ts';
 import { AuthFailed, ProtocolRefused, SessionEnded, SessionStarted } from './events/session.ts';
 import { QueryEvent } from './events/query.ts';
 import { PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected } from './events/policy.ts';
-import { ApprovalDecided, ApprovalOverride, ApprovalRequested, ApprovalResolved } from './events/approval.ts';
+import { ApprovalDecided, ApprovalOverride, ApprovalRefused, ApprovalRequested, ApprovalResolved } from './events/approval.ts';
 import { MaskApplied } from './events/mask.ts';
 import { RecordingViewed } from './events/audit.ts';
 import { SshChannel, SshFile, SshRequest } from './events/ssh.ts';
@@ -30,7 +30,7 @@ export { SessionChain, nowUs, type ChainInput, type ChainedRecord } from './chai
 export { ChainVerifier, type SessionVerdict } from './verify.ts';
 
 /** Events the gateway emits into a session's hash chain. */
-export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused, PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected, ApprovalRequested, ApprovalResolved, MaskApplied, RecordingViewed, SshChannel, SshRequest, SshFile]);
+export const ChainedEvent = Type.Union([FrameEvent, SessionStarted, SessionEnded, AuthFailed, ProtocolRefused, PolicyBlocked, PolicyLimit, PolicyLoaded, PolicyRejected, ApprovalRequested, ApprovalResolved, ApprovalRefused, MaskApplied, RecordingViewed, SshChannel, SshRequest, SshFile]);
 export type ChainedEvent = Static<typeof ChainedEvent>;
 
 /** Every versioned schema, keyed `type@version` (used by docs, fixtures and validators). */
@@ -49,6 +49,7 @@ export const schemas = {
   'approval.resolved@1': ApprovalResolved,
   'approval.decided@1': ApprovalDecided,
   'approval.override@1': ApprovalOverride,
+  'approval.refused@1': ApprovalRefused,
   'mask.applied@1': MaskApplied,
   'recording.viewed@1': RecordingViewed,
   'ssh.channel@1': SshChannel,

@@ -52,6 +52,7 @@ const SAMPLES: Record<string, Record<string, unknown>> = {
   'approval.resolved': { ...env, type: 'approval.resolved', version: 1, approval_id: 'ap1', outcome: 'approved', decisions: [], waited_us: 1 },
   'approval.decided': { type: 'approval.decided', version: 1, event_id: 'd1', time: env.time, approval_id: 'ap1', session_id: 's1', sub: 'bob', groups: ['leads'], reason: 'ok', via: 'api', decision: 'approve' },
   'approval.override': { type: 'approval.override', version: 1, event_id: 'o1', time: env.time, approval_id: 'ap1', session_id: 's1', sub: 'bob', groups: ['leads'], reason: 'INC-1', via: 'cli', kind: 'break_glass' },
+  'approval.refused': { ...env, type: 'approval.refused', version: 1, approval_id: 'ap1', request_session_id: 's0', requester: 'alice', decision: 'approve', code: 'GW_ERR_APPROVAL_SELF', message: 'self-approval is not allowed' },
   'mask.applied': { ...env, type: 'mask.applied', version: 1, protocol_kind: 'simple', statement_kind: 'SelectStmt', rows: 3, rule_ids: ['m'], columns: [], detectors: [] },
   'recording.viewed': { ...env, type: 'recording.viewed', version: 1, viewed_session_id: 's0', view: 'replay', route: 'GET /api/sessions/:id', roles: ['analyst'] },
   'ssh.channel': { ...env, type: 'ssh.channel', version: 1, channel: 0, action: 'refused', kind: 'direct-tcpip', code: 'GW_ERR_SSH_FORWARDING_REFUSED', reason: 'no' },

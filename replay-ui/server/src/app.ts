@@ -93,7 +93,7 @@ export async function buildApi(options: BuildApiOptions): Promise<FastifyInstanc
   await app.register(asciicastPlugin, { store: options.store, audit: options.audit });
   await app.register(terminalPlugin, { store: options.store, audit: options.audit });
   await app.register(queriesLivePlugin, { store: options.store, audit: options.audit });
-  await app.register(approvalsPlugin, { book: options.approvals });
+  await app.register(approvalsPlugin, { book: options.approvals, audit: options.audit });
   await app.register(alertsPlugin, { store: options.store, config });
   await app.register(activityPlugin, { store: options.store, config });
   await app.register(mePlugin);

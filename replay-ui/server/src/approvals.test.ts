@@ -17,10 +17,11 @@ import { openDevIssuer, type DevIssuer } from '@vigil/identity/dev-issuer';
 import { createVerifier } from '@vigil/identity/verifier';
 import { LocalEventLog } from '@vigil/eventlog/local/index';
 import { Topics, type ConsumedRecord, type EventLog } from '@vigil/eventlog';
-import { SessionChain, nowUs } from '@vigil/schemas';
+import { SessionChain, decode, nowUs, type ApprovalRefused, type ChainedEvent } from '@vigil/schemas';
 import { decodeControlRecord } from '@vigil/gateway/approvals/control';
 import { buildApi } from './app.ts';
 import { ApprovalBook } from './approvals-book.ts';
+import { createAccessAudit, type AccessAudit } from './access-audit.ts';
 
 const ISSUER = 'http://127.0.0.1:8480';
 let dir: string;
@@ -29,6 +30,7 @@ let issuer: DevIssuer;
 let log: EventLog;
 let book: ApprovalBook;
 let app: FastifyInstance;
+let audit: AccessAudit;
 const tok: Record<string, string> = {};
 const auth = (who: string) => ({ authorization: `Bearer ${tok[who]}` });
 
@@ -47,12 +49,15 @@ before(async () => {
   tok.admin = await mint('root', ['admin'], []);
   log = await LocalEventLog.open({ dir: join(dir, 'log'), fsync: 'never' });
   book = await ApprovalBook.open(log);
-  app = await buildApi({ config: {}, verifier: createVerifier({ issuer: ISSUER, jwks_file: issuer.jwks_file }), store, approvals: book });
+  await log.ensureTopics([Topics.frames]);
+  audit = createAccessAudit(log.producer(), { api_id: 'api-test', version: '0.1.0' });
+  app = await buildApi({ config: {}, verifier: createVerifier({ issuer: ISSUER, jwks_file: issuer.jwks_file }), store, approvals: book, audit });
   await app.ready();
 });
 
 after(async () => {
   await app?.close();
+  await audit?.close();
   await book?.close();
   await log?.close();
   if (store) await releaseStore(store);
@@ -79,6 +84,16 @@ async function waitFor(fn: () => Promise<boolean>, ms = 5000): Promise<void> {
     if (Date.now() > end) throw new Error('timed out');
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Records of the frames topic (the API's own chain is there), in order. */
+async function frames(): Promise<ConsumedRecord[]> {
+  const out: ConsumedRecord[] = [];
+  const c = log.consumer({ groupId: `probe-${randomUUID()}`, topics: [Topics.frames], fromBeginning: true });
+  await c.run(async (b) => void out.push(...b.records));
+  await new Promise((r) => setTimeout(r, 200));
+  await c.stop();
+  return out;
 }
 
 /** Decision records on the control topic, in order. */
@@ -124,6 +139,14 @@ test('self-approval and approvers outside the rule\'s groups are refused and nev
   assert.equal(outsider.statusCode, 403);
   assert.match(outsider.json().detail, /GW_ERR_APPROVAL_NOT_APPROVER/);
   assert.equal((await published()).filter((d) => d?.approval_id === id).length, 0);
+  // …but each refusal is evidence: approval.refused in the API's own chain, with the decider and the code.
+  await audit.close(); // drain the sink (it stays usable)
+  const refusals = (await frames()).map((r) => decode(r.value)).filter((e): e is ApprovalRefused & ChainedEvent => e.type === 'approval.refused' && e.approval_id === id);
+  assert.deepEqual(refusals.map((r) => [r.sub, r.code, r.requester, r.decision]), [
+    ['alice', 'GW_ERR_APPROVAL_SELF', 'alice', 'approve'],
+    ['dev-1', 'GW_ERR_APPROVAL_NOT_APPROVER', 'alice', 'approve'],
+  ]);
+  assert.ok(refusals.every((r) => r.session_id.startsWith('api:api-test:') && r.request_session_id !== r.session_id));
 });
 
 test('an approval is published as approval.decided with the token\'s identity; a second vote by the same approver conflicts', async () => {

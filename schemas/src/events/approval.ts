@@ -129,6 +129,33 @@ export const ApprovalOverride = Type.Object(
 );
 export type ApprovalOverride = Static<typeof ApprovalOverride>;
 
+/**
+ * `approval.refused` v1: a decision the API refused (self-approval, not an approver, a second vote,
+ * already decided or expired, a force override without the admin role). Never published as a
+ * decision; recorded in the API process's own chain (like `recording.viewed`) so that attempts —
+ * a requester trying to approve their own statement above all — are evidence and detection sees them.
+ * The identity fields are the decider's.
+ */
+export const ApprovalRefused = Type.Object(
+  {
+    type: Type.Literal('approval.refused'),
+    version: Type.Literal(1),
+    ...BaseFields,
+    approval_id: Type.String({ minLength: 1 }),
+    /** The session whose statement waits (the chain's own session_id is the API's). */
+    request_session_id: Type.String(),
+    /** The requester of the held statement. */
+    requester: Type.String(),
+    decision: Type.Union([Type.Literal('approve'), Type.Literal('deny')]),
+    override: Type.Optional(Type.Union([Type.Literal('force'), Type.Literal('break_glass')])),
+    /** GW_ERR_APPROVAL_* from the tally, or API_ERR_FORBIDDEN for a force override without the admin role. */
+    code: Type.String(),
+    message: Type.String(),
+  },
+  { additionalProperties: false, $id: 'vigil.approval.refused.v1' },
+);
+export type ApprovalRefused = Static<typeof ApprovalRefused>;
+
 /** What travels on `vigil.approvals.v1`. */
 export const ApprovalControl = Type.Union([ApprovalRequested, ApprovalResolved, ApprovalDecided, ApprovalOverride]);
 export type ApprovalControl = Static<typeof ApprovalControl>;

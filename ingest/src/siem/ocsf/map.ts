@@ -94,6 +94,9 @@ const MAPPINGS: Record<string, (e: Any, s: SessionFacts | undefined) => ClassPar
   'approval.resolved': (e, s) => approvalApi(e, s, 3, `approval ${String(e.outcome)}`),
   'approval.decided': (e) => approvalApi(e, undefined, 3, `approval decision: ${String(e.decision)}`),
   'approval.override': (e) => ({ ...approvalApi(e, undefined, 3, `approval override: ${String(e.kind)}`), severity_id: 4 }),
+  'approval.refused': (e) => ({
+    ...approvalApi(e, undefined, 3, `approval decision refused: ${String(e.code)}`), status_id: STATUS.failure, status_code: String(e.code ?? ''), severity_id: e.code === 'GW_ERR_APPROVAL_SELF' ? 4 : 2,
+  }),
   'mask.applied': (e, s) => ({
     class_uid: 6005, activity_id: 99, status_id: STATUS.success,
     message: `values masked before the client got them: ${(e.columns as unknown[] | undefined)?.length ?? 0} column(s), ${(e.detectors as unknown[] | undefined)?.length ?? 0} detector(s), ${String(e.rows ?? 0)} row(s)`,

@@ -191,6 +191,20 @@ test('overrides: break-glass, self-approval, mutual approval and deny→retry fi
   assert.deepEqual(rules(twin), []);
 });
 
+test('overrides: a self-approval the API refused (approval.refused) fires; a refusal for not being an approver does not', async () => {
+  const refused = (requester: string, code: string) => ({
+    event: { type: 'approval.refused', approval_id: `r-${code}`, request_session_id: 's-held', requester, decision: 'approve', code, message: 'refused' },
+  });
+  const fire = await run([sess(alice, MON10, [refused('alice', 'GW_ERR_APPROVAL_SELF')])]);
+  const attempt = fire.find((a) => a.rule === 'overrides.self_approval_attempt');
+  assert.ok(attempt, `self_approval_attempt in ${rules(fire)}`);
+  assert.equal(attempt.sub, 'alice');
+  assert.equal(attempt.severity, 'high');
+  const carol: Who = { sub: 'carol', groups: ['dev'] };
+  const twin = await run([sess(carol, MON10, [refused('alice', 'GW_ERR_APPROVAL_NOT_APPROVER')])]);
+  assert.deepEqual(rules(twin).filter((r) => r.startsWith('overrides')), []);
+});
+
 test('suppression: the same incident within the window is one alert; alert ids are stable across a redelivery', async () => {
   const s1 = sess(alice, MON10, [{ q: 'select * from orders', rows: 2_000_000 }, { q: 'select * from orders', rows: 2_000_000 }]);
   const first = await run([s1]);

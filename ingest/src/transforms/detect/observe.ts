@@ -87,6 +87,10 @@ export function observations(events: ChainedEvent[], queries: QueryRow[], dir: S
       case 'approval.resolved':
         out.push({ ...base, kind: 'approval_resolved', s: sessionOf(e, e), approval_id: e.approval_id, outcome: e.outcome, decisions: e.decisions });
         break;
+      case 'approval.refused':
+        // In the API's chain: the identity is the decider's own, from the event.
+        out.push({ ...base, kind: 'approval_refused', s: factsOf(e), approval_id: e.approval_id, requester: e.requester, code: e.code });
+        break;
       default:
         break;
     }

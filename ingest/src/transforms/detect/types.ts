@@ -33,7 +33,9 @@ export type Observation =
   | (ObsBase & { kind: 'blocked'; statement: string })
   | (ObsBase & { kind: 'auth_failed' })
   | (ObsBase & { kind: 'approval_requested'; approval_id: string; statement: string })
-  | (ObsBase & { kind: 'approval_resolved'; approval_id: string; outcome: ApprovalResolved['outcome']; decisions: ApprovalResolved['decisions'] });
+  | (ObsBase & { kind: 'approval_resolved'; approval_id: string; outcome: ApprovalResolved['outcome']; decisions: ApprovalResolved['decisions'] })
+  /** A decision the API refused; `s` is the decider's identity. */
+  | (ObsBase & { kind: 'approval_refused'; approval_id: string; requester: string; code: string });
 
 export type ObservationKind = Observation['kind'];
 

@@ -8,7 +8,8 @@
  * The decision is published as `approval.decided` (or `approval.override`) on the control topic;
  * the gateway process that holds the session applies it. The decider is the token's subject — never
  * a body field. Refusals (self-approval, not an approver, already decided) are answered here with
- * the gateway's own rules and never reach the log. `override: force` is for admins only;
+ * the gateway's own rules and are never published as decisions; each is recorded as an
+ * `approval.refused` event in the API's own chain (access-audit.ts). `override: force` is for admins only;
  * `break_glass` is open to approvers and admins (self included) and is flagged for detection.
  */
 import { randomUUID } from 'node:crypto';
@@ -19,6 +20,7 @@ import { apiError } from '../errors.ts';
 import { withProblems } from '../schemas.ts';
 import type { ApprovalBook, ApprovalEntry } from '../approvals-book.ts';
 import type { Role } from './auth.ts';
+import type { AccessAudit } from '../access-audit.ts';
 
 const VIEW_ROLES: readonly Role[] = ['approver', 'auditor', 'admin'];
 const DECIDE_ROLES: readonly Role[] = ['approver', 'admin'];
@@ -65,8 +67,8 @@ const DecisionBody = Type.Object(
 );
 type DecisionBody = Static<typeof DecisionBody>;
 
-export const approvalsPlugin = definePlugin<{ book: ApprovalBook | undefined }>(
-  async (app, { book }) => {
+export const approvalsPlugin = definePlugin<{ book: ApprovalBook | undefined; audit?: AccessAudit | undefined }>(
+  async (app, { book, audit }) => {
     const need = (): ApprovalBook => {
       if (!book) throw apiError('API_ERR_APPROVALS_UNAVAILABLE', 'approvals are not available: this API process has no event log configured');
       return book;
@@ -128,7 +130,22 @@ export const approvalsPlugin = definePlugin<{ book: ApprovalBook | undefined }>(
         const e = b.get(request.params.id);
         if (!e) throw apiError('API_ERR_NOT_FOUND', 'no such approval request');
         const body = request.body;
-        if (body.override === 'force' && !id.roles.includes('admin')) throw apiError('API_ERR_FORBIDDEN', 'override "force" requires the admin role');
+        const refuse = (code: string, message: string): void =>
+          audit?.recordRefusal({
+            identity: id,
+            client_addr: `${request.ip}:${request.socket.remotePort ?? 0}`,
+            approval_id: e.request.approval_id,
+            request_session_id: e.request.session_id,
+            requester: e.request.sub ?? '',
+            decision: body.decision,
+            ...(body.override ? { override: body.override } : {}),
+            code,
+            message,
+          });
+        if (body.override === 'force' && !id.roles.includes('admin')) {
+          refuse('API_ERR_FORBIDDEN', 'override "force" requires the admin role');
+          throw apiError('API_ERR_FORBIDDEN', 'override "force" requires the admin role');
+        }
         if (body.override !== undefined && body.decision !== 'approve') throw apiError('API_ERR_BAD_REQUEST', 'an override can only approve');
         const base = {
           version: 1 as const,
@@ -146,6 +163,7 @@ export const approvalsPlugin = definePlugin<{ book: ApprovalBook | undefined }>(
           body.override !== undefined ? { type: 'approval.override', ...base, kind: body.override } : { type: 'approval.decided', ...base, decision: body.decision };
         const verdict = b.check(e, d);
         if (!verdict.ok) {
+          refuse(verdict.code, verdict.message);
           const conflict = verdict.code === 'GW_ERR_APPROVAL_DECIDED' || verdict.code === 'GW_ERR_APPROVAL_DUPLICATE' || verdict.code === 'GW_ERR_APPROVAL_EXPIRED';
           throw apiError(conflict ? 'API_ERR_CONFLICT' : 'API_ERR_FORBIDDEN', `${verdict.code}: ${verdict.message}`);
         }

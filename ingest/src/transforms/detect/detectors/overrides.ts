@@ -6,7 +6,9 @@
  *  - overrides.mutual_approval: A approved B's request and B approved A's (within pair_lookback_days,
  *    any sessions, any instance: the `approved` facts live in ClickHouse);
  *  - overrides.deny_retry: a statement denied (or expired) for an identity is sent again by it
- *    within retry_window_s (as a statement or a new approval request).
+ *    within retry_window_s (as a statement or a new approval request);
+ *  - overrides.self_approval_attempt: the requester tried to approve their own request and the API
+ *    refused it (`approval.refused` with GW_ERR_APPROVAL_SELF, from the API's chain).
  */
 import { createHash } from 'node:crypto';
 import type { DetectConfig } from '../config.ts';
@@ -32,7 +34,7 @@ export function overrides(config: DetectConfig['overrides']): Detector {
   });
   return {
     name: 'overrides',
-    kinds: ['approval_requested', 'approval_resolved', 'query', 'blocked'],
+    kinds: ['approval_requested', 'approval_resolved', 'approval_refused', 'query', 'blocked'],
     observe(obs, ctx) {
       const out: Finding[] = [];
       const requests = ctx.session<Map<string, { statement: string; event_id: string }>>(obs.session_id, 'overrides', () => new Map());
@@ -52,6 +54,11 @@ export function overrides(config: DetectConfig['overrides']): Detector {
         case 'query':
         case 'blocked':
           retried(obs.statement);
+          break;
+        case 'approval_refused':
+          if (obs.code === 'GW_ERR_APPROVAL_SELF') {
+            out.push(f('overrides.self_approval_attempt', `${obs.s.sub} tried to approve their own request; refused`, [obs.event_id], { approver: obs.s.sub, approval_id: obs.approval_id }, obs.approval_id, 'high'));
+          }
           break;
         case 'approval_resolved': {
           const req = requests.get(obs.approval_id);
