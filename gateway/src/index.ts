@@ -9,7 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { canonicalJson } from '@vigil/schemas';
 import { SessionRecorder } from './recorder/recorder.ts';
 import type { TokenVerifier } from '@vigil/identity/types';
-import type { EventSink } from './recorder/sink.ts';
+import type { RecordSink } from './recorder/sink.ts';
 import { parseGatewayConfig, type GatewaySection, type TargetConfig } from './config.ts';
 import { gatewayError, isGatewayError } from './errors.ts';
 import { resolveSecret } from './secrets.ts';
@@ -41,7 +41,7 @@ export interface StartGatewayOptions {
   /** `protocol: ssh` targets (parseGatewayConfig's ssh_targets); they may also be given in `targets`. */
   ssh_targets?: readonly SshTargetConfig[] | readonly Record<string, unknown>[];
   verifier: TokenVerifier;
-  sink: EventSink;
+  sink: RecordSink;
   logger?: Logger;
   /** Environment for SecretRef `{ env }` resolution; default process.env. */
   env?: NodeJS.ProcessEnv;

@@ -59,6 +59,13 @@ export const IngestConfigSchema = Type.Object(
      * may lag and catch up later, while the gateway's data path keeps its CPU share.
      */
     thread_nice: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
+    /**
+     * That thread's Linux scheduling policy. `idle` (SCHED_IDLE, the default) runs it only on CPU
+     * nothing else wants, so a burst of traffic never waits behind indexing; it catches up from the
+     * log when the burst ends (under permanent saturation the log fills to its bound and the
+     * gateway applies the log's full policy). `normal` uses `thread_nice` alone.
+     */
+    thread_policy: Type.Union([Type.Literal('idle'), Type.Literal('normal')], { default: 'idle' }),
     /** Log statements/parameters in decode errors. Never enable in production. */
     debug_payloads: Type.Boolean({ default: false }),
     masking: IngestMaskingSchema,

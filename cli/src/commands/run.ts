@@ -8,11 +8,10 @@
 import pino from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { Topics, type EventLog } from '@vigil/eventlog/types';
-import { createEventLog, createGatewayProducer } from '@vigil/eventlog';
+import { createEventLog } from '@vigil/eventlog';
 import { openStore, applyDdl, releaseStore } from '@vigil/ingest/store/client';
 import { createVerifier } from '@vigil/identity/verifier';
 import { openDevIssuer, type DevIssuer } from '@vigil/identity/dev-issuer';
-import { EventSink } from '@vigil/gateway/recorder/index';
 import { startGateway, ApprovalBroker } from '@vigil/gateway';
 import { startIngest } from '@vigil/ingest';
 import { startSiemSinks } from '@vigil/ingest/siem/index';
@@ -21,8 +20,8 @@ import { ApprovalBook } from '@vigil/replay-ui/approvals-book';
 import { createAccessAudit } from '@vigil/replay-ui/access-audit';
 import { openLocalAdmin, type LocalAdmin } from '@vigil/replay-ui/login/local-admin';
 import { ensureBuilt } from '@vigil/replay-ui/web/build';
-import { Worker, MessageChannel } from 'node:worker_threads';
-import { serveEventLog } from '@vigil/eventlog/port/index';
+import { Worker, type MessagePort } from 'node:worker_threads';
+import { startLogThread } from '../workers/log-thread.ts';
 import type { VigilConfig } from '../config.ts';
 import { VERSION } from '../version.ts';
 
@@ -60,8 +59,18 @@ export async function startComponents(config: VigilConfig, which: Components): P
   };
 
   try {
-    const log: EventLog = await createEventLog(config.log);
-    stops.push(() => log.close());
+    // With the gateway in this process the log lives on its own thread, beside the recorder that
+    // seals frames (workers/log-worker.ts); this thread reaches it through a port.
+    let log: EventLog;
+    const logThread = which.gateway ? await startLogThread(config.log, config.log_level, logger.child({ component: 'log-supervisor' }), (why) => running.fatal?.(why)) : undefined;
+    if (logThread) {
+      log = logThread.log;
+      stops.push(() => logThread.stop());
+    } else {
+      const own = await createEventLog(config.log);
+      log = own;
+      stops.push(() => own.close());
+    }
     await log.ensureTopics([Topics.frames]);
 
     const devIssuer = config.dev_issuer ? await openDevIssuer(config.dev_issuer) : undefined;
@@ -78,7 +87,7 @@ export async function startComponents(config: VigilConfig, which: Components): P
 
     if (which.ingest && which.gateway) {
       // One process with the gateway: ingest gets its own (niced) thread, see workers/ingest-worker.ts.
-      const stop = await startIngestWorker(config, log, logger.child({ component: 'ingest-supervisor' }), (why) => running.fatal?.(why));
+      const stop = await startIngestWorker(config, logThread!.port(), logger.child({ component: 'ingest-supervisor' }), (why) => running.fatal?.(why));
       stops.push(stop);
     } else if (which.ingest) {
       const ingest = await startIngest({ config: config.ingest, log, store: store!, logger: logger.child({ component: 'ingest' }), product_version: VERSION });
@@ -91,13 +100,9 @@ export async function startComponents(config: VigilConfig, which: Components): P
     }
 
     if (which.gateway) {
-      const producer = await createGatewayProducer(config.log, log);
-      const sink = new EventSink(producer, {
-        topic: Topics.frames,
-        high_water_bytes: 64 * 1024 * 1024,
-        low_water_bytes: 16 * 1024 * 1024,
-        retry_backoff_ms: 200,
-      });
+      // Frames are sealed and appended on the log thread; approval mirrors go through this thread's port.
+      const producer = log.producer();
+      const sink = logThread!.recorder;
       sink.on('failure', (err: Error) => logger.error({ code: (err as { code?: string }).code }, 'event log write failed: new sessions are refused while fail_closed'));
       // Holds for just-in-time approval read decisions from the control topic (any API process may publish them).
       const approvals = await ApprovalBroker.start({ log, producer, gatewayId: config.gateway.gateway.id, logger: logger.child({ component: 'approvals' }) });
@@ -196,13 +201,11 @@ async function prepareUi(config: VigilConfig, devIssuer: DevIssuer | undefined, 
  * (observed: the API's queries then hang), and the unacknowledged batch is redelivered after the
  * restart anyway.
  */
-async function startIngestWorker(config: VigilConfig, log: EventLog, logger: pino.Logger, onFatal: (why: string) => void): Promise<() => Promise<void>> {
+async function startIngestWorker(config: VigilConfig, logPort: MessagePort, logger: pino.Logger, onFatal: (why: string) => void): Promise<() => Promise<void>> {
   let stopping = false;
-  const { port1, port2 } = new MessageChannel();
-  const served = serveEventLog(log, port1);
   const worker = new Worker(new URL('../workers/ingest.mjs', import.meta.url), {
-    workerData: { ingest: config.ingest, store: config.store, logLevel: config.log_level, logPort: port2 },
-    transferList: [port2],
+    workerData: { ingest: config.ingest, store: config.store, logLevel: config.log_level, logPort },
+    transferList: [logPort],
   });
   worker.on('error', (err) => logger.error({ err: err.message }, 'ingest worker failed'));
   const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
@@ -211,7 +214,8 @@ async function startIngestWorker(config: VigilConfig, log: EventLog, logger: pin
     void exited.then((code) => reject(new Error(`ingest worker exited with ${code} during start`)));
   });
   void exited.then(async (code) => {
-    await served.close(); // the in-flight batch stays uncommitted: redelivered on the next start
+    // Its bridge on the log thread closes with the log: the in-flight batch stays uncommitted and
+    // is redelivered on the next start.
     if (stopping) return;
     logger.fatal({ code }, 'ingest worker exited: shutting down cleanly for a restart (recorded events are safe in the log)');
     onFatal(`ingest worker exited with ${code}`);
@@ -221,9 +225,8 @@ async function startIngestWorker(config: VigilConfig, log: EventLog, logger: pin
     const stopped = new Promise<void>((resolve) => worker.on('message', (m: { op: string }) => m.op === 'stopped' && resolve()));
     worker.postMessage({ op: 'stop' });
     // Bounded: a worker stuck in a store retry must not hold shutdown forever (its batch is redelivered).
-    await Promise.race([stopped, exited, new Promise((r) => setTimeout(r, 15_000))]);
+    await Promise.race([stopped, exited, new Promise((r) => setTimeout(r, 15_000).unref())]);
     await worker.terminate();
-    await served.close();
   };
 }
 

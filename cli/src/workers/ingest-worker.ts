@@ -12,6 +12,8 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { setPriority } from 'node:os';
+import { readlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import pino from 'pino';
 import { PortEventLog } from '@vigil/eventlog/port/index';
 import { openStore, applyDdl, releaseStore, type StoreConfig } from '@vigil/ingest/store/client';
@@ -32,6 +34,23 @@ try {
   setPriority(0, data.ingest.thread_nice);
 } catch (err) {
   logger.warn({ err: (err as Error).message }, 'could not lower the ingest thread priority');
+}
+if (data.ingest.thread_policy === 'idle') setIdlePolicy();
+
+/**
+ * SCHED_IDLE for this thread (and the threads it starts later, e.g. the store's). Node has no
+ * sched_setscheduler binding; util-linux's chrt sets it for one thread id (/proc/thread-self).
+ * Failing that (not Linux, no chrt) the nice value above still applies.
+ */
+function setIdlePolicy(): void {
+  try {
+    const tid = readlinkSync('/proc/thread-self').split('/').pop()!;
+    const r = spawnSync('chrt', ['--idle', '--pid', '0', tid], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.error?.message ?? r.stderr.trim());
+    logger.debug({ tid }, 'ingest thread runs at SCHED_IDLE');
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'could not set SCHED_IDLE on the ingest thread; it keeps its nice value');
+  }
 }
 
 const log = new PortEventLog(data.logPort);

@@ -36,8 +36,11 @@ export interface HoldRequest {
   readonly approval_id: string;
   readonly session_id: string;
   readonly terms: ApprovalTerms;
-  /** The sealed `approval.requested` record (as appended to the session's chain). */
-  readonly requested: Buffer;
+  /**
+   * The sealed `approval.requested` record (as appended to the session's chain): a promise when the
+   * recorder thread seals it — the hold is registered at once either way.
+   */
+  readonly requested: Buffer | Promise<Buffer>;
 }
 
 /** What the PostgreSQL (and later SSH) sessions need. */
@@ -101,10 +104,12 @@ export class ApprovalBroker implements ApprovalService {
     this.stats.held++;
     if (this.closed) finish('closed');
     else {
-      this.o.producer.send(Topics.approvals, [{ key: approval_id, value: request.requested, headers: { type: 'approval.requested' } }]).catch((err: Error) => {
-        this.o.logger.error({ approval_id, session_id: request.session_id, err: err.message }, 'approval request could not be published: the statement is refused');
-        finish('unavailable');
-      });
+      Promise.resolve(request.requested)
+        .then((value) => this.o.producer.send(Topics.approvals, [{ key: approval_id, value, headers: { type: 'approval.requested' } }]))
+        .catch((err: Error) => {
+          this.o.logger.error({ approval_id, session_id: request.session_id, err: err.message }, 'approval request could not be published: the statement is refused');
+          finish('unavailable');
+        });
     }
     return { approval_id, done, cancel: (outcome) => finish(outcome) };
   }

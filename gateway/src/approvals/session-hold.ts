@@ -29,8 +29,8 @@ export interface SessionHoldOptions {
   readonly requester: string;
   /** Identity and target fields of the session's events. */
   readonly fields: () => Omit<Partial<ApprovalRequested>, 'type' | 'version'>;
-  /** Appends to the session's chain; returns the sealed record. */
-  readonly record: (input: ChainInput) => ChainedRecord;
+  /** Appends to the session's chain (its place is taken at once); resolves with the sealed record. */
+  readonly record: (input: ChainInput) => Promise<ChainedRecord>;
   readonly logger: Logger;
 }
 
@@ -72,7 +72,7 @@ export class SessionHolds {
       approval_id,
       session_id: this.o.sessionId,
       terms: { requester: this.o.requester, approver_groups, min_approvers, allow_self_approval, expires_at },
-      requested: requested.bytes,
+      requested: requested.then((r) => r.bytes),
     });
     this.waiting = { hold, ask, recorded: false };
     onHeld(approval_id, timeout_s);
@@ -105,7 +105,11 @@ export class SessionHolds {
       decisions: [...result.decisions],
       waited_us: result.waited_us,
     } as ChainInput);
-    this.o.service.mirror(w.hold.approval_id, resolved.bytes, 'approval.resolved');
+    const approvalId = w.hold.approval_id;
+    resolved.then(
+      (r) => this.o.service.mirror(approvalId, r.bytes, 'approval.resolved'),
+      (err: Error) => this.o.logger.error({ session_id: this.o.sessionId, approval_id: approvalId, err: err.message }, 'approval outcome could not be mirrored'),
+    );
     this.o.logger.info({ session_id: this.o.sessionId, approval_id: w.hold.approval_id, outcome: result.outcome, rule_id: w.ask.rule_id }, 'approval resolved');
   }
 }

@@ -1,2 +1,2 @@
-export { EventSink, type EventSinkOptions } from './sink.ts';
+export { EventSink, type EventSinkOptions, type RecordSink, type ChainWriter } from './sink.ts';
 export { SessionRecorder, type GatewayInfo } from './recorder.ts';

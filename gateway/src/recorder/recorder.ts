@@ -1,25 +1,31 @@
 /**
  * SessionRecorder: one per gateway session. Turns protocol messages and lifecycle facts into
- * sealed, chained events and appends them to the process's EventSink, keyed by session id.
+ * sealed, chained events keyed by session id. Where the sealing happens is the sink's business:
+ * on this thread (EventSink) or on the recorder thread (RecorderLink), so the socket thread only
+ * counts and hands bytes over.
  */
-import { SessionChain, type ChainInput, type ChainedRecord, type Direction } from '@vigil/schemas';
-import type { EventSink } from './sink.ts';
+import { nowUs, type ChainInput, type ChainedRecord, type Direction } from '@vigil/schemas';
+import type { ChainWriter, GatewayInfo, RecordSink } from './sink.ts';
 
-export interface GatewayInfo {
-  gateway_id: string;
-  gateway_version: string;
-}
+export type { GatewayInfo } from './sink.ts';
+
+/**
+ * How long a chain stays open after session.ended: an event that still arrives (an approval
+ * outcome settling late, a mask report) keeps its place in the chain instead of being dropped.
+ */
+const CLOSE_GRACE_MS = 30_000;
 
 export class SessionRecorder {
-  private readonly chain: SessionChain;
+  private readonly chain: ChainWriter;
+  private events = 0;
   readonly counts = { bytes_c2s: 0, bytes_s2c: 0, messages_c2s: 0, messages_s2c: 0 };
 
   constructor(
-    private readonly sink: EventSink,
+    sink: RecordSink,
     readonly sessionId: string,
     gateway: GatewayInfo,
   ) {
-    this.chain = new SessionChain(sessionId, gateway);
+    this.chain = sink.openChain(sessionId, gateway);
   }
 
   /** Record one protocol message exactly as it crossed the gateway. `data` must not be mutated later. */
@@ -31,19 +37,29 @@ export class SessionRecorder {
       this.counts.bytes_s2c += data.length;
       this.counts.messages_s2c++;
     }
-    const record = this.chain.frame(direction, msgType, data);
-    this.sink.append(this.sessionId, record.bytes);
+    this.events++;
+    this.chain.frame(direction, msgType, data, nowUs());
   }
 
   /** Record a non-frame event (session.started, auth.failed, …) in the same chain. */
-  event(input: ChainInput): ChainedRecord {
-    const record = this.chain.next(input);
-    this.sink.append(this.sessionId, record.bytes, { type: input.type });
-    return record;
+  event(input: ChainInput): void {
+    this.events++;
+    this.chain.event(input.time === undefined ? { ...input, time: nowUs() } : input);
+    if (input.type === 'session.ended') setTimeout(() => this.chain.close(), CLOSE_GRACE_MS).unref();
   }
 
-  /** Events recorded so far. */
+  /**
+   * Record an event whose sealed bytes are needed elsewhere (approval requests and outcomes are
+   * mirrored on the approvals topic). Its place in the chain is taken now, synchronously; only the
+   * sealed record arrives later.
+   */
+  sealedEvent(input: ChainInput): Promise<ChainedRecord> {
+    this.events++;
+    return this.chain.sealedEvent(input.time === undefined ? { ...input, time: nowUs() } : input);
+  }
+
+  /** Events recorded so far (= the next seq). */
   get length(): number {
-    return this.chain.length;
+    return this.events;
   }
 }

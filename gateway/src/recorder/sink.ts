@@ -11,7 +11,38 @@
  * `failure`, which makes the gateway refuse new sessions when fail-closed is configured.
  */
 import { EventEmitter } from 'node:events';
+import { SessionChain, type ChainInput, type ChainedRecord, type Direction } from '@vigil/schemas';
 import type { LogRecord, Producer } from '@vigil/eventlog/types';
+
+/** The gateway identity stamped on every event of a chain. */
+export interface GatewayInfo {
+  gateway_id: string;
+  gateway_version: string;
+}
+
+/** One session's chain as the recorder writes it: sealed here, or in the recorder thread. */
+export interface ChainWriter {
+  /** `data` must not be mutated later; `time` is µs since epoch (taken when the message crossed). */
+  frame(direction: Direction, msgType: string | undefined, data: Uint8Array, time: number): void;
+  event(input: ChainInput): void;
+  /** Like `event`, and resolves with the sealed record (its bytes are mirrored elsewhere, e.g. approvals). */
+  sealedEvent(input: ChainInput): Promise<ChainedRecord>;
+  /** No more events will come for this chain (frees its state). */
+  close(): void;
+}
+
+/**
+ * What the gateway records through: where chains are sealed and made durable, plus the flow
+ * control the proxies obey. Implemented by EventSink (sealed on this thread) and by RecorderLink
+ * (gateway/src/recorder/thread: sealed and appended on the recorder thread).
+ */
+export interface RecordSink extends EventEmitter<EventSinkEvents> {
+  readonly underPressure: boolean;
+  readonly failure: Error | undefined;
+  pressuredForMs(): number;
+  drain(): Promise<void>;
+  openChain(sessionId: string, gateway: GatewayInfo): ChainWriter;
+}
 
 export interface EventSinkOptions {
   topic: string;
@@ -26,7 +57,7 @@ export interface EventSinkEvents {
   failure: [error: Error];
 }
 
-export class EventSink extends EventEmitter<EventSinkEvents> {
+export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSink {
   private batch: LogRecord[] = [];
   private batchBytes = 0;
   private scheduled = false;
@@ -59,6 +90,21 @@ export class EventSink extends EventEmitter<EventSinkEvents> {
   /** How long the current pressure episode has lasted (0 when not under pressure). */
   pressuredForMs(): number {
     return this.pressured ? Date.now() - this.pressuredAt : 0;
+  }
+
+  /** A chain sealed on this thread and appended here. */
+  openChain(sessionId: string, gateway: GatewayInfo): ChainWriter {
+    const chain = new SessionChain(sessionId, gateway);
+    return {
+      frame: (direction, msgType, data, time) => this.append(sessionId, chain.frame(direction, msgType, data, time).bytes),
+      event: (input) => this.append(sessionId, chain.next(input).bytes, { type: input.type }),
+      sealedEvent: async (input) => {
+        const record = chain.next(input);
+        this.append(sessionId, record.bytes, { type: input.type });
+        return record;
+      },
+      close: () => {},
+    };
   }
 
   append(key: string, value: Buffer, headers?: Record<string, string>): void {

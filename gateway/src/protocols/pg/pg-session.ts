@@ -718,7 +718,7 @@ export class PgSession {
       sessionId: this.id,
       requester: this.identity!.sub,
       fields: () => this.identityFields(),
-      record: (input) => this.recorder.event(input),
+      record: (input) => this.recorder.sealedEvent(input),
       logger: this.proxy.options.logger,
     });
     // What the chain and the approvers see: the statement as logged (masked under mask_before_log).

@@ -6,7 +6,7 @@
 import net from 'node:net';
 import type tls from 'node:tls';
 import type { TokenVerifier } from '@vigil/identity/types';
-import type { EventSink } from '../../recorder/sink.ts';
+import type { RecordSink } from '../../recorder/sink.ts';
 import type { ApprovalService } from '../../approvals/broker.ts';
 import type { PostgresListenerConfig, TargetConfig } from '../../config.ts';
 import type { Logger } from '../../logger.ts';
@@ -28,7 +28,7 @@ export interface PgProxyOptions {
   /** CA bundles of verify-full targets, loaded at start (target id → PEM). */
   targetCa: ReadonlyMap<string, Buffer>;
   verifier: TokenVerifier;
-  sink: EventSink;
+  sink: RecordSink;
   logger: Logger;
   /** Environment for SecretRef `{ env }` resolution (resolved per upstream connection, so rotation applies). */
   env: NodeJS.ProcessEnv;

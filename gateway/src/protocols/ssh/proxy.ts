@@ -7,7 +7,7 @@ import type { ApprovalService } from '../../approvals/broker.ts';
 import net from 'node:net';
 import ssh2 from 'ssh2';
 import type { TokenVerifier } from '@vigil/identity/types';
-import type { EventSink } from '../../recorder/sink.ts';
+import type { RecordSink } from '../../recorder/sink.ts';
 import type { Logger } from '../../logger.ts';
 import { gatewayError } from '../../errors.ts';
 import type { CompiledPolicy } from '../../policy/index.ts';
@@ -29,7 +29,7 @@ export interface SshProxyOptions {
   maxLogStallMs: number;
   targets: ReadonlyMap<string, SshTarget>;
   verifier: TokenVerifier;
-  sink: EventSink;
+  sink: RecordSink;
   logger: Logger;
   env: NodeJS.ProcessEnv;
   /** Inline command policy (gateway.policy_file); undefined: no policy. */

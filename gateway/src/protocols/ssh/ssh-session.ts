@@ -131,7 +131,7 @@ export class SshSession {
       sessionId: this.id,
       requester: this.identity!.sub,
       fields: () => this.identityFields(),
-      record: (input) => this.recorder.event(input),
+      record: (input) => this.recorder.sealedEvent(input),
       logger: this.proxy.options.logger,
     });
   }
