@@ -2,7 +2,12 @@
  * `npm run bench:pg` — pgbench through three paths, side by side in one run:
  *   direct     pgbench → PostgreSQL 127.0.0.1:5432
  *   pgbouncer  pgbench → pgbouncer (Debian, transaction pooling) → PostgreSQL
- *   vigil      pgbench → Vigil gateway (embedded, every frame recorded to the local log) → PostgreSQL
+ *   vigil      pgbench → Vigil gateway (`vigil start`, embedded: every frame recorded to the local log,
+ *              ingest into chDB and the API in the same process) → PostgreSQL. After each run the
+ *              bench waits until ingest has landed every session of the run (the API lists them all
+ *              ended) and reports that catch-up time: ingest runs at SCHED_IDLE and may lag in a run.
+ *   vigil-gw   the same gateway alone (`vigil gateway`, local log, recording on, no ingest or API in
+ *              the process): what the data path with recording costs by itself
  *   vigil+policy  the same with test/bench/policy.yaml (20 rules, 5 masked columns): every statement
  *              analysed by the PostgreSQL parser and evaluated, and the masked columns rewritten in
  *              every result row
@@ -103,22 +108,30 @@ async function main(): Promise<void> {
   const bouncer = await startPgbouncer();
   const relay = await startNodeRelay();
   const vigil = await startVigil();
+  const gatewayOnly = await startVigil({ command: 'gateway' });
   const policyFile = fileURLToPath(new URL('./policy.yaml', import.meta.url));
   const governed = await startVigil({ config: { gateway: { id: 'gw-bench-policy', policy_file: policyFile } } });
   try {
     const token = await vigil.token('bench', { ttl: '2h', groups: ['analyst', 'app'] });
+    const gatewayOnlyToken = await gatewayOnly.token('bench', { ttl: '2h', groups: ['analyst', 'app'] });
+    const reader = await vigil.token('bench-reader', { ttl: '2h', roles: ['analyst'] });
+    const governedReader = await governed.token('bench-reader', { ttl: '2h', roles: ['analyst'] });
     const governedToken = await governed.token('bench', { ttl: '2h', groups: ['analyst', 'app'] });
     const paths = {
       direct: { host: '127.0.0.1', port: 5432, user: 'postgres', db: DB },
       pgbouncer: { host: '127.0.0.1', port: bouncer.port, user: 'postgres', db: DB },
       vigil: { host: '127.0.0.1', port: vigil.gatewayPort, user: 'bench', db: `local-pg/${DB}`, password: token },
       'vigil+policy': { host: '127.0.0.1', port: governed.gatewayPort, user: 'bench', db: `local-pg/${DB}`, password: governedToken },
+      'vigil-gw': { host: '127.0.0.1', port: gatewayOnly.gatewayPort, user: 'bench', db: `local-pg/${DB}`, password: gatewayOnlyToken },
       'node-relay': { host: '127.0.0.1', port: relay.port, user: 'postgres', db: DB },
     } as const;
     const workloads = [
       { name: 'select-only (-S)', selectOnly: true },
       { name: 'TPC-B (default)', selectOnly: false },
     ];
+    // Ingest catch-up: sessions each full Vigil has run so far, and how long the last run took to land.
+    const landed = { vigil: { api: vigil.apiPort, token: reader, sessions: 0 }, 'vigil+policy': { api: governed.apiPort, token: governedReader, sessions: 0 } };
+    const catchUp: Record<string, number[]> = { vigil: [], 'vigil+policy': [] };
     const report: Record<string, Record<string, { tps: number; latency_ms: number; runs: number[] }>> = {};
     console.log(`pgbench: ${CLIENTS} clients, ${SECONDS} s per run, ${ROUNDS} interleaved rounds, scale ${SCALE}`);
     for (const w of workloads) {
@@ -127,7 +140,15 @@ async function main(): Promise<void> {
         for (const [name, conn] of Object.entries(paths)) {
           const r = await pgbench(conn, w.selectOnly);
           runs[name]!.push(r);
-          console.log(`  ${w.name.padEnd(18)} round ${round + 1} ${name.padEnd(12)} ${r.tps.toFixed(0).padStart(7)} tps  ${r.latency_ms.toFixed(3)} ms`);
+          let landing = '';
+          const l = landed[name as keyof typeof landed];
+          if (l) {
+            l.sessions += CLIENTS;
+            const s = await waitLanded(l.api, l.token, l.sessions);
+            catchUp[name]!.push(s);
+            landing = `  (ingest landed the run ${s.toFixed(1)} s after it ended)`;
+          }
+          console.log(`  ${w.name.padEnd(18)} round ${round + 1} ${name.padEnd(12)} ${r.tps.toFixed(0).padStart(7)} tps  ${r.latency_ms.toFixed(3)} ms${landing}`);
         }
       }
       report[w.name] = Object.fromEntries(
@@ -135,21 +156,44 @@ async function main(): Promise<void> {
       );
     }
     console.log('\nmedian TPS / average latency, and ratios (same run):');
-    console.log('workload            direct            pgbouncer         vigil             vigil+policy      node-relay        vigil/pgbouncer  vigil/direct  policy cost (vigil+policy/vigil)  node-relay/pgbouncer');
+    console.log('workload            direct            pgbouncer         vigil             vigil-gw          vigil+policy      node-relay        vigil/pgbouncer  vigil-gw/pgbouncer  vigil/direct  policy cost (vigil+policy/vigil)  node-relay/pgbouncer');
     for (const [name, r] of Object.entries(report)) {
       const cell = (x: { tps: number; latency_ms: number }) => `${x.tps.toFixed(0).padStart(6)} ${x.latency_ms.toFixed(3).padStart(7)} ms`.padEnd(18);
       console.log(
-        `${name.padEnd(20)}${cell(r.direct!)}${cell(r.pgbouncer!)}${cell(r.vigil!)}${cell(r['vigil+policy']!)}${cell(r['node-relay']!)}` +
-          `${(r.vigil!.tps / r.pgbouncer!.tps).toFixed(2).padStart(15)}  ${(r.vigil!.tps / r.direct!.tps).toFixed(2).padStart(12)}  ${(r['vigil+policy']!.tps / r.vigil!.tps).toFixed(2).padStart(32)}  ${(r['node-relay']!.tps / r.pgbouncer!.tps).toFixed(2).padStart(20)}`,
+        `${name.padEnd(20)}${cell(r.direct!)}${cell(r.pgbouncer!)}${cell(r.vigil!)}${cell(r['vigil-gw']!)}${cell(r['vigil+policy']!)}${cell(r['node-relay']!)}` +
+          `${(r.vigil!.tps / r.pgbouncer!.tps).toFixed(2).padStart(15)}  ${(r['vigil-gw']!.tps / r.pgbouncer!.tps).toFixed(2).padStart(18)}  ${(r.vigil!.tps / r.direct!.tps).toFixed(2).padStart(12)}  ${(r['vigil+policy']!.tps / r.vigil!.tps).toFixed(2).padStart(32)}  ${(r['node-relay']!.tps / r.pgbouncer!.tps).toFixed(2).padStart(20)}`,
       );
     }
+    console.log(`\ningest catch-up after a run (s, every run in order): vigil ${catchUp.vigil!.map((s) => s.toFixed(1)).join(', ')}; vigil+policy ${catchUp['vigil+policy']!.map((s) => s.toFixed(1)).join(', ')}`);
     mkdirSync('bench-results', { recursive: true });
-    writeFileSync('bench-results/pg.json', JSON.stringify({ date: new Date().toISOString(), clients: CLIENTS, seconds: SECONDS, rounds: ROUNDS, scale: SCALE, report }, null, 2));
+    writeFileSync('bench-results/pg.json', JSON.stringify({ date: new Date().toISOString(), clients: CLIENTS, seconds: SECONDS, rounds: ROUNDS, scale: SCALE, report, ingest_catch_up_s: catchUp }, null, 2));
   } finally {
     await vigil.stop();
+    await gatewayOnly.stop();
     await governed.stop();
     bouncer.stop();
     relay.stop();
+  }
+}
+
+/**
+ * Seconds until ingest has landed the run: at least `expected` ended sessions of the bench user in
+ * the API, and none of its sessions live. Ingest reads the log in order, so once the run's client
+ * sessions show ended, every session.started before them has landed too (pgbench may open one more
+ * connection than it has clients, hence "no live session" as well).
+ */
+async function waitLanded(apiPort: number, token: string, expected: number): Promise<number> {
+  const started = performance.now();
+  const deadline = started + 600_000;
+  const list = async (live: boolean) => {
+    const res = await fetch(`http://127.0.0.1:${apiPort}/api/sessions?sub=bench&live=${live}&limit=500`, { headers: { authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error(`GET /api/sessions: ${res.status} ${await res.text()}`);
+    return ((await res.json()) as { items: unknown[] }).items.length;
+  };
+  for (;;) {
+    if ((await list(false)) >= expected && (await list(true)) === 0) return (performance.now() - started) / 1000;
+    if (performance.now() > deadline) throw new Error(`ingest did not land ${expected} sessions within 600 s`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
