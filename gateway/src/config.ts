@@ -89,6 +89,13 @@ export const GatewaySectionSchema = Type.Object(
      */
     max_log_stall_ms: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 10_000 }),
     /**
+     * `auto`: on Linux with at least two usable CPUs, the socket thread is pinned to the first
+     * usable CPU and the log thread (sealing, appending) to the last, once everything has started,
+     * so the two hot threads stop migrating and waking each other's caches cold (docs/architecture.md,
+     * BENCHMARKS.md). `off`: the scheduler places them.
+     */
+    cpu_affinity: Type.Union([Type.Literal('auto'), Type.Literal('off')], { default: 'auto' }),
+    /**
      * Policy file (YAML, docs/policy.md), enforced inline and hot-reloaded. Absent: no policy, and no
      * statement is parsed at all. Present: an unreadable or invalid file stops the start.
      */
@@ -144,6 +151,7 @@ export interface GatewaySection {
   readonly postgres: PostgresListenerConfig;
   readonly fail_closed: boolean;
   readonly max_log_stall_ms: number;
+  readonly cpu_affinity: 'auto' | 'off';
   readonly policy_file?: string;
   readonly masking: Readonly<Static<typeof MaskingSchema>>;
   readonly ssh?: SshListenerConfig;
@@ -243,6 +251,7 @@ export function parseGatewayConfig(input: unknown, env: NodeJS.ProcessEnv = proc
       postgres: pg,
       fail_closed: gw.fail_closed as boolean,
       max_log_stall_ms: gw.max_log_stall_ms as number,
+      cpu_affinity: gw.cpu_affinity as 'auto' | 'off',
       ...(gw.policy_file !== undefined ? { policy_file: gw.policy_file as string } : {}),
       masking: Value.Default(MaskingSchema, Value.Clone(gw.masking ?? {})) as Static<typeof MaskingSchema>,
       ...(ssh !== undefined ? { ssh } : {}),

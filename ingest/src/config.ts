@@ -66,6 +66,21 @@ export const IngestConfigSchema = Type.Object(
      * gateway applies the log's full policy). `normal` uses `thread_nice` alone.
      */
     thread_policy: Type.Union([Type.Literal('idle'), Type.Literal('normal')], { default: 'idle' }),
+    /**
+     * In `vigil start`, ingest shares two cores with the gateway. While the gateway's thread is busy
+     * (event-loop utilisation at or above `busy_utilization`), ingest defers reading the log for at
+     * most `max_defer_ms`; then it reads until it has caught up with the log before it may defer
+     * again. A traffic burst thus pays nothing for indexing, and indexing (alerts included) lags it
+     * by at most `max_defer_ms` plus the catch-up. 0 turns deferral off. `vigil ingest` on its own
+     * never defers (no gateway beside it).
+     */
+    yield_to_gateway: Type.Object(
+      {
+        max_defer_ms: Type.Integer({ minimum: 0, maximum: 300_000, default: 15_000 }),
+        busy_utilization: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.25 }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     /** Log statements/parameters in decode errors. Never enable in production. */
     debug_payloads: Type.Boolean({ default: false }),
     masking: IngestMaskingSchema,

@@ -14,6 +14,7 @@ import { silentLogger, type Logger } from './errors.ts';
 import { Pipeline, type PipelineStats } from './pipeline.ts';
 import { ClickHouseSink, type SinkStats } from './sinks/clickhouse/sink.ts';
 import { LogSource, type SourceStats } from './sources/log/source.ts';
+import { DataPathYield, type YieldStats } from './sources/log/yield.ts';
 import { openMaskingRuntime } from './transforms/mask/runtime.ts';
 import { AtRestMasker } from './transforms/mask/transform.ts';
 import { DetectTransform, SessionDirectory, type DetectStats } from './transforms/detect/index.ts';
@@ -36,6 +37,7 @@ export interface IngestStats {
   sink: SinkStats;
   detect?: DetectStats;
   ocsf?: OcsfExportStats;
+  yield: YieldStats;
 }
 
 export interface IngestHandle {
@@ -44,6 +46,8 @@ export interface IngestHandle {
   readonly config: IngestConfig;
   /** Stop consuming after the in-flight batch, flush the sink. Idempotent. */
   stop(): Promise<void>;
+  /** The gateway in this process is busy (or no longer): ingest defers per `yield_to_gateway`. */
+  setGatewayBusy(busy: boolean): void;
 }
 
 export interface StartIngestOptions {
@@ -66,7 +70,8 @@ export async function startIngest(options: StartIngestOptions): Promise<IngestHa
   const masking = await openMaskingRuntime(config.masking, logger, options.env);
   const { stage, detect, ocsf, producer } = await detectionStages(config, options, logger);
   const pipeline = new Pipeline(config, options.store, sink, logger, new AtRestMasker(masking), masking.preview, stage);
-  const source = new LogSource(options.log, { group_id: config.group_id, topics: config.topics, max_batch_records: config.max_batch_rows }, logger);
+  const gate = new DataPathYield({ max_defer_ms: config.yield_to_gateway.max_defer_ms, max_batch_records: config.max_batch_rows });
+  const source = new LogSource(options.log, { group_id: config.group_id, topics: config.topics, max_batch_records: config.max_batch_rows }, logger, gate);
   try {
     await source.start((batch) => pipeline.handle(batch));
   } catch (err) {
@@ -77,7 +82,8 @@ export async function startIngest(options: StartIngestOptions): Promise<IngestHa
   let stopped: Promise<void> | undefined;
   return {
     config,
-    stats: { source: source.stats, pipeline: pipeline.stats, sink: sink.stats, detect: detect?.stats, ocsf: ocsf?.stats },
+    stats: { source: source.stats, pipeline: pipeline.stats, sink: sink.stats, detect: detect?.stats, ocsf: ocsf?.stats, yield: gate.stats },
+    setGatewayBusy: (busy) => gate.setBusy(busy),
     stop() {
       stopped ??= (async () => {
         // Closing the sink first makes an insert stuck in retry give up (ING_ERR_STOPPED: the batch

@@ -21,7 +21,9 @@ import { createAccessAudit } from '@vigil/replay-ui/access-audit';
 import { openLocalAdmin, type LocalAdmin } from '@vigil/replay-ui/login/local-admin';
 import { ensureBuilt } from '@vigil/replay-ui/web/build';
 import { Worker, type MessagePort } from 'node:worker_threads';
-import { startLogThread } from '../workers/log-thread.ts';
+import { performance } from 'node:perf_hooks';
+import { startLogThread, type LogThread } from '../workers/log-thread.ts';
+import { plan, pin, affinityOf } from '../workers/affinity.ts';
 import type { VigilConfig } from '../config.ts';
 import { VERSION } from '../version.ts';
 
@@ -161,10 +163,26 @@ export async function startComponents(config: VigilConfig, which: Components): P
       logger.info({ url: running.apiUrl }, 'API listening');
       if (ui.uiDir) logger.info({ url: `${running.apiUrl}/ui/` }, 'web UI');
     }
+    // Last: every thread exists by now, so none inherits the socket thread's pin.
+    if (logThread && config.gateway.gateway.cpu_affinity === 'auto') placeHotThreads(logThread, logger);
     return running;
   } catch (err) {
     await stopAll();
     throw err;
+  }
+}
+
+/** gateway.cpu_affinity: auto — the socket thread (this one) and the log thread on CPUs of their own. */
+function placeHotThreads(logThread: LogThread, logger: pino.Logger): void {
+  const where = plan(affinityOf(process.pid));
+  if ('skipped' in where) return logger.info({ reason: where.skipped }, 'gateway threads not pinned');
+  try {
+    if (logThread.tid === undefined) throw new Error('log thread id unknown');
+    pin(process.pid, where.socket_cpu); // the main thread's id is the process id
+    pin(logThread.tid, where.log_cpu);
+    logger.info(where, 'gateway threads pinned (gateway.cpu_affinity: auto)');
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'could not pin the gateway threads (gateway.cpu_affinity); the scheduler places them');
   }
 }
 
@@ -213,7 +231,19 @@ async function startIngestWorker(config: VigilConfig, logPort: MessagePort, logg
     worker.once('message', (m: { op: string }) => (m.op === 'started' ? resolve() : reject(new Error(`ingest worker: ${m.op}`))));
     void exited.then((code) => reject(new Error(`ingest worker exited with ${code} during start`)));
   });
+  // The gateway's load, as ingest's deferral sees it (ingest.yield_to_gateway): this thread's
+  // event-loop utilisation over the last 250 ms. Only changes are posted.
+  const threshold = config.ingest.yield_to_gateway.busy_utilization;
+  let elu = performance.eventLoopUtilization();
+  let busy = false;
+  const sampler = setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    const on = performance.eventLoopUtilization(now, elu).utilization >= threshold;
+    elu = now;
+    if (on !== busy) worker.postMessage({ op: 'gateway_load', busy: (busy = on) });
+  }, 250).unref();
   void exited.then(async (code) => {
+    clearInterval(sampler);
     // Its bridge on the log thread closes with the log: the in-flight batch stays uncommitted and
     // is redelivered on the next start.
     if (stopping) return;
@@ -222,6 +252,7 @@ async function startIngestWorker(config: VigilConfig, logPort: MessagePort, logg
   });
   return async () => {
     stopping = true;
+    clearInterval(sampler);
     const stopped = new Promise<void>((resolve) => worker.on('message', (m: { op: string }) => m.op === 'stopped' && resolve()));
     worker.postMessage({ op: 'stop' });
     // Bounded: a worker stuck in a store retry must not hold shutdown forever (its batch is redelivered).

@@ -59,7 +59,8 @@ await applyDdl(store);
 const ingest = await startIngest({ config: data.ingest, log, store, logger, product_version: VERSION });
 parentPort!.postMessage({ op: 'started' });
 
-parentPort!.on('message', async (m: { op: string }) => {
+parentPort!.on('message', async (m: { op: string; busy?: boolean }) => {
+  if (m.op === 'gateway_load') return ingest.setGatewayBusy(m.busy === true);
   if (m.op !== 'stop') return;
   try {
     await ingest.stop();

@@ -22,6 +22,8 @@ const LINK = { flush_ms: 2, flush_bytes: 256 * 1024, high_water_bytes: 64 * 1024
 export interface LogThread {
   log: PortEventLog;
   recorder: RecorderLink;
+  /** The log thread's kernel thread id (Linux), for CPU placement. */
+  tid: number | undefined;
   /** A port served by the log thread, to hand to another worker (it becomes that worker's log). */
   port(): MessagePort;
   stop(): Promise<void>;
@@ -35,9 +37,13 @@ export async function startLogThread(config: EventLogConfig, logLevel: string, l
   let stopping = false;
   worker.on('error', (err) => logger.error({ err: err.message }, 'log thread failed'));
   const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+  let tid: number | undefined;
   await new Promise<void>((resolve, reject) => {
     worker.once('message', (m: FromLogWorker) => {
-      if (m.op === 'started') return resolve();
+      if (m.op === 'started') {
+        tid = m.tid;
+        return resolve();
+      }
       if (m.op === 'start_failed') return reject(Object.assign(new Error(m.message), { code: m.code }));
     });
     void exited.then((code) => reject(new Error(`log thread exited with ${code} during start`)));
@@ -53,6 +59,7 @@ export async function startLogThread(config: EventLogConfig, logLevel: string, l
   return {
     log,
     recorder: link,
+    tid,
     port() {
       const { port1, port2 } = new MessageChannel();
       post({ op: 'serve', port: port2 }, [port2]);

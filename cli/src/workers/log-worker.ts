@@ -13,6 +13,7 @@ import { Topics } from '@vigil/eventlog/types';
 import { serveEventLog } from '@vigil/eventlog/port/index';
 import { EventSink } from '@vigil/gateway/recorder/index';
 import { serveRecorder } from '@vigil/gateway/recorder/thread/host';
+import { threadId } from './affinity.ts';
 
 export interface LogWorkerData {
   log: EventLogConfig;
@@ -23,7 +24,7 @@ export interface LogWorkerData {
 }
 
 export type ToLogWorker = { op: 'serve'; port: MessagePort } | { op: 'stop' };
-export type FromLogWorker = { op: 'started' } | { op: 'start_failed'; code?: string; message: string } | { op: 'stopped' };
+export type FromLogWorker = { op: 'started'; tid?: number } | { op: 'start_failed'; code?: string; message: string } | { op: 'stopped' };
 
 const data = workerData as LogWorkerData;
 const logger = pino({ level: data.logLevel, base: { service: 'vigil', component: 'log' } });
@@ -55,7 +56,7 @@ try {
       post({ op: 'stopped' });
     }
   });
-  post({ op: 'started' });
+  post({ op: 'started', tid: threadId() });
 } catch (err) {
   post({ op: 'start_failed', code: (err as { code?: string }).code, message: (err as Error).message });
 }

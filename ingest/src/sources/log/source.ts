@@ -10,6 +10,7 @@
 import { decode, type ChainedEvent } from '@vigil/schemas';
 import type { Consumer, ConsumerBatch, EventLog } from '@vigil/eventlog/types';
 import { IngestError, type Logger } from '../../errors.ts';
+import type { DataPathYield } from './yield.ts';
 
 export interface LogSourceOptions {
   group_id: string;
@@ -64,6 +65,8 @@ export class LogSource {
     private readonly log: EventLog,
     private readonly options: LogSourceOptions,
     private readonly logger: Logger,
+    /** When set, each batch first waits for the gateway beside this ingest to be less busy. */
+    private readonly gate?: DataPathYield,
   ) {}
 
   async start(handle: (batch: SourceBatch) => Promise<void>): Promise<void> {
@@ -76,6 +79,10 @@ export class LogSource {
     });
     await this.consumer.run(async (batch) => {
       if (this.stopping) throw new IngestError('ING_ERR_STOPPED', 'ingest is stopping');
+      // The batch is read but not processed (nor acknowledged) while ingest defers; the log
+      // reads nothing more for this consumer meanwhile.
+      await this.gate?.wait();
+      if (this.stopping) throw new IngestError('ING_ERR_STOPPED', 'ingest is stopping');
       this.stats.batches++;
       this.stats.records += batch.records.length;
       const decoded = decodeBatch(batch, (offset, error) => {
@@ -87,6 +94,7 @@ export class LogSource {
       });
       try {
         await handle(decoded);
+        this.gate?.batchDone(batch.records.length);
       } catch (err) {
         this.stats.handler_failures++;
         throw err;
@@ -97,6 +105,7 @@ export class LogSource {
   /** Stop after the in-flight batch (the consumer commits what was acknowledged). */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.gate?.release();
     await this.consumer?.stop();
   }
 }
