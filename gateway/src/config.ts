@@ -91,10 +91,12 @@ export const GatewaySectionSchema = Type.Object(
     /**
      * `auto`: on Linux with at least two usable CPUs, the socket thread is pinned to the first
      * usable CPU and the log thread (sealing, appending) to the last, once everything has started,
-     * so the two hot threads stop migrating and waking each other's caches cold (docs/architecture.md,
-     * BENCHMARKS.md). `off`: the scheduler places them.
+     * so the two hot threads stop migrating between CPUs (docs/architecture.md, BENCHMARKS.md).
+     * `off`: the scheduler places them. Unset: `auto` in embedded mode (one Vigil per machine),
+     * `off` in distributed mode, where several gateways may share a host and would all pick the
+     * same CPUs.
      */
-    cpu_affinity: Type.Union([Type.Literal('auto'), Type.Literal('off')], { default: 'auto' }),
+    cpu_affinity: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('off')])),
     /**
      * Policy file (YAML, docs/policy.md), enforced inline and hot-reloaded. Absent: no policy, and no
      * statement is parsed at all. Present: an unreadable or invalid file stops the start.
@@ -151,7 +153,7 @@ export interface GatewaySection {
   readonly postgres: PostgresListenerConfig;
   readonly fail_closed: boolean;
   readonly max_log_stall_ms: number;
-  readonly cpu_affinity: 'auto' | 'off';
+  readonly cpu_affinity?: 'auto' | 'off';
   readonly policy_file?: string;
   readonly masking: Readonly<Static<typeof MaskingSchema>>;
   readonly ssh?: SshListenerConfig;
@@ -251,7 +253,7 @@ export function parseGatewayConfig(input: unknown, env: NodeJS.ProcessEnv = proc
       postgres: pg,
       fail_closed: gw.fail_closed as boolean,
       max_log_stall_ms: gw.max_log_stall_ms as number,
-      cpu_affinity: gw.cpu_affinity as 'auto' | 'off',
+      ...(gw.cpu_affinity !== undefined ? { cpu_affinity: gw.cpu_affinity as 'auto' | 'off' } : {}),
       ...(gw.policy_file !== undefined ? { policy_file: gw.policy_file as string } : {}),
       masking: Value.Default(MaskingSchema, Value.Clone(gw.masking ?? {})) as Static<typeof MaskingSchema>,
       ...(ssh !== undefined ? { ssh } : {}),

@@ -164,7 +164,8 @@ export async function startComponents(config: VigilConfig, which: Components): P
       if (ui.uiDir) logger.info({ url: `${running.apiUrl}/ui/` }, 'web UI');
     }
     // Last: every thread exists by now, so none inherits the socket thread's pin.
-    if (logThread && config.gateway.gateway.cpu_affinity === 'auto') placeHotThreads(logThread, logger);
+    const affinity = config.gateway.gateway.cpu_affinity ?? (config.mode === 'embedded' ? 'auto' : 'off');
+    if (logThread && affinity === 'auto') placeHotThreads(logThread, logger);
     return running;
   } catch (err) {
     await stopAll();
@@ -172,7 +173,7 @@ export async function startComponents(config: VigilConfig, which: Components): P
   }
 }
 
-/** gateway.cpu_affinity: auto — the socket thread (this one) and the log thread on CPUs of their own. */
+/** gateway.cpu_affinity auto (the embedded default) — the socket thread (this one) and the log thread on CPUs of their own. */
 function placeHotThreads(logThread: LogThread, logger: pino.Logger): void {
   const where = plan(affinityOf(process.pid));
   if ('skipped' in where) return logger.info({ reason: where.skipped }, 'gateway threads not pinned');

@@ -1,0 +1,53 @@
+/**
+ * gateway.cpu_affinity: auto, on the real process: after start the socket thread (the main thread)
+ * runs on the first usable CPU and exactly one other thread (the log thread) on the last, while
+ * every other thread keeps the whole machine; `off` leaves all of them unpinned.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { startVigil } from '../support/vigil-process.ts';
+import { usableCpus } from '../../cli/src/workers/affinity.ts';
+
+const machine = usableCpus()!;
+
+function masks(pid: number): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8'));
+    out.set(Number(t), m![1]!);
+  }
+  return out;
+}
+
+test('auto: socket thread and log thread pinned apart, the rest of the process unpinned', { timeout: 120_000 }, async () => {
+  assert.ok(machine.length >= 2, `this test needs two usable CPUs (the CI machine has ${machine.length}); placement is skipped below two`);
+  const vigil = await startVigil({ ready: 'api' });
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!/gateway threads pinned/.test(vigil.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.match(vigil.output(), /"socket_cpu":\d+,"log_cpu":\d+,"msg":"gateway threads pinned/);
+    const pid = vigil.child.pid!;
+    const m = masks(pid);
+    const first = String(machine[0]);
+    const last = String(machine[machine.length - 1]);
+    assert.equal(m.get(pid), first, 'the socket thread');
+    const onLast = [...m].filter(([tid, mask]) => tid !== pid && mask === last);
+    assert.ok(onLast.length >= 1, 'the log thread on the last CPU');
+    const whole = [...m.values()].filter((mask) => usableCpus(`Cpus_allowed_list:\t${mask}`)!.length === machine.length);
+    assert.ok(whole.length > m.size / 2, `most threads (ingest, store, pools) keep every CPU: ${[...m.values()].join(' ')}`);
+  } finally {
+    await vigil.stop();
+  }
+});
+
+test('off: no thread is pinned', { timeout: 120_000 }, async () => {
+  const vigil = await startVigil({ ready: 'api', config: { gateway: { cpu_affinity: 'off' } } });
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.doesNotMatch(vigil.output(), /gateway threads pinned/);
+    for (const mask of masks(vigil.child.pid!).values()) assert.equal(usableCpus(`Cpus_allowed_list:\t${mask}`)!.length, machine.length);
+  } finally {
+    await vigil.stop();
+  }
+});
