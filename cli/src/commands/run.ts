@@ -181,7 +181,7 @@ function placeHotThreads(logThread: LogThread, logger: pino.Logger): void {
     if (logThread.tid === undefined) throw new Error('log thread id unknown');
     pin(process.pid, where.socket_cpu); // the main thread's id is the process id
     pin(logThread.tid, where.log_cpu);
-    logger.info(where, 'gateway threads pinned (gateway.cpu_affinity: auto)');
+    logger.info({ ...where, log_thread_id: logThread.tid }, 'gateway threads pinned (gateway.cpu_affinity: auto)');
   } catch (err) {
     logger.warn({ err: (err as Error).message }, 'could not pin the gateway threads (gateway.cpu_affinity); the scheduler places them');
   }

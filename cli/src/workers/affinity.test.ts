@@ -7,7 +7,7 @@ test('Cpus_allowed_list is parsed: ranges, lists, single CPUs; unknown when abse
   assert.deepEqual(usableCpus('Cpus_allowed_list:\t0,2,5-6\n'), [0, 2, 5, 6]);
   assert.deepEqual(usableCpus('Cpus_allowed_list:\t7\n'), [7]);
   assert.equal(usableCpus('Name:\tnode\n'), undefined);
-  assert.equal(usableCpus(undefined), undefined);
+  assert.equal(usableCpus(''), undefined);
 });
 
 test('placement: socket thread on the first usable CPU, log thread on the last; skipped below two', () => {
