@@ -8,24 +8,13 @@ import assert from 'node:assert/strict';
 import { MessageChannel } from 'node:worker_threads';
 import { verifyChain, decode } from '@vigil/schemas';
 import type { LogRecord, Producer } from '@vigil/eventlog/types';
+import { MemoryProducer } from '../../protocols/pg/testkit.ts';
 import { LogError } from '@vigil/eventlog/types';
 import { EventSink } from '../sink.ts';
 import { SessionRecorder } from '../recorder.ts';
 import { RecorderLink } from './link.ts';
 import { serveRecorder } from './host.ts';
 import { BatchWriter, readBatch, OP_FRAME, OP_EVENT } from './wire.ts';
-
-class MemoryProducer implements Producer {
-  records: LogRecord[] = [];
-  failWith: Error | undefined;
-  gate: Promise<void> | undefined;
-  async send(_topic: string, records: LogRecord[]): Promise<void> {
-    if (this.gate) await this.gate;
-    if (this.failWith) throw this.failWith;
-    this.records.push(...records);
-  }
-  async close(): Promise<void> {}
-}
 
 const SINK = { topic: 't', high_water_bytes: 1 << 20, low_water_bytes: 1 << 19, retry_backoff_ms: 5 };
 const LINK = { flush_ms: 1, flush_bytes: 64 * 1024, high_water_bytes: 1 << 20, low_water_bytes: 1 << 19 };
