@@ -69,8 +69,8 @@ export const IngestConfigSchema = Type.Object(
     /**
      * In `vigil start`, ingest shares two cores with the gateway. While the gateway's thread is busy
      * (event-loop utilisation at or above `busy_utilization`), ingest defers reading the log for at
-     * most `max_defer_ms`; then it reads until it has caught up with the log before it may defer
-     * again. A traffic burst thus pays nothing for indexing, and indexing (alerts included) lags it
+     * most `max_defer_ms`; then it reads without deferring until it has caught up with the log (the
+     * log had nothing new for 250 ms) before it may defer again. A traffic burst thus pays nothing for indexing, and indexing (alerts included) lags it
      * by at most `max_defer_ms` plus the catch-up. 0 turns deferral off. `vigil ingest` on its own
      * never defers (no gateway beside it).
      */

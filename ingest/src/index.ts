@@ -70,7 +70,7 @@ export async function startIngest(options: StartIngestOptions): Promise<IngestHa
   const masking = await openMaskingRuntime(config.masking, logger, options.env);
   const { stage, detect, ocsf, producer } = await detectionStages(config, options, logger);
   const pipeline = new Pipeline(config, options.store, sink, logger, new AtRestMasker(masking), masking.preview, stage);
-  const gate = new DataPathYield({ max_defer_ms: config.yield_to_gateway.max_defer_ms, max_batch_records: config.max_batch_rows });
+  const gate = new DataPathYield({ max_defer_ms: config.yield_to_gateway.max_defer_ms });
   const source = new LogSource(options.log, { group_id: config.group_id, topics: config.topics, max_batch_records: config.max_batch_rows }, logger, gate);
   try {
     await source.start((batch) => pipeline.handle(batch));

@@ -60,6 +60,8 @@ export async function startComponents(config: VigilConfig, which: Components): P
     }
   };
 
+  // Declared first: a thread that dies during start reports through running.fatal.
+  const running: Running = { stop: stopAll };
   try {
     // With the gateway in this process the log lives on its own thread, beside the recorder that
     // seals frames (workers/log-worker.ts); this thread reaches it through a port.
@@ -76,8 +78,8 @@ export async function startComponents(config: VigilConfig, which: Components): P
     await log.ensureTopics([Topics.frames]);
 
     const devIssuer = config.dev_issuer ? await openDevIssuer(config.dev_issuer) : undefined;
+    running.devIssuer = devIssuer;
     const verifier = createVerifier(config.identity);
-    const running: Running = { devIssuer, stop: stopAll };
 
     let store: Awaited<ReturnType<typeof openStore>> | undefined;
     if (which.ingest || which.api) {

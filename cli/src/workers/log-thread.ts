@@ -38,24 +38,33 @@ export async function startLogThread(config: EventLogConfig, logLevel: string, l
   worker.on('error', (err) => logger.error({ err: err.message }, 'log thread failed'));
   const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
   let tid: number | undefined;
-  await new Promise<void>((resolve, reject) => {
-    worker.once('message', (m: FromLogWorker) => {
-      if (m.op === 'started') {
-        tid = m.tid;
-        return resolve();
-      }
-      if (m.op === 'start_failed') return reject(Object.assign(new Error(m.message), { code: m.code }));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      worker.once('message', (m: FromLogWorker) => {
+        if (m.op === 'started') {
+          tid = m.tid;
+          return resolve();
+        }
+        if (m.op === 'start_failed') return reject(Object.assign(new Error(m.message), { code: m.code }));
+      });
+      void exited.then((code) => reject(new Error(`log thread exited with ${code} during start`)));
     });
-    void exited.then((code) => reject(new Error(`log thread exited with ${code} during start`)));
-  });
-  void exited.then((code) => {
-    if (stopping) return;
-    logger.fatal({ code }, 'log thread exited: shutting down (events not yet durable may be lost; the gateway refuses new sessions)');
-    onFatal(`log thread exited with ${code}`);
-  });
+  } catch (err) {
+    stopping = true;
+    await worker.terminate();
+    throw err;
+  }
   const post = (m: ToLogWorker, transfer: MessagePort[] = []) => worker.postMessage(m, transfer);
   const link = new RecorderLink(recorder.port1, LINK);
   const log = new PortEventLog(main.port1);
+  void exited.then((code) => {
+    if (stopping) return;
+    // Nothing on this thread may wait on the dead thread: drains resolve, calls fail at once.
+    link.abandon();
+    log.abandon();
+    logger.fatal({ code }, 'log thread exited: shutting down (events not yet durable may be lost; the gateway refuses new sessions)');
+    onFatal(`log thread exited with ${code}`);
+  });
   return {
     log,
     recorder: link,
@@ -67,7 +76,8 @@ export async function startLogThread(config: EventLogConfig, logLevel: string, l
     },
     async stop() {
       stopping = true;
-      await link.drain();
+      // Bounded: a log that keeps failing with retriable errors must not hold shutdown forever.
+      await Promise.race([link.drain(), new Promise((r) => setTimeout(r, 30_000).unref())]);
       link.close();
       const stopped = new Promise<void>((resolve) => worker.on('message', (m: FromLogWorker) => m.op === 'stopped' && resolve()));
       post({ op: 'stop' });

@@ -9,7 +9,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import pino from 'pino';
 import { createEventLog, createGatewayProducer, type EventLogConfig } from '@vigil/eventlog';
-import { Topics } from '@vigil/eventlog/types';
+import { Topics, type EventLog } from '@vigil/eventlog/types';
 import { serveEventLog } from '@vigil/eventlog/port/index';
 import { EventSink } from '@vigil/gateway/recorder/index';
 import { serveRecorder } from '@vigil/gateway/recorder/thread/host';
@@ -30,8 +30,9 @@ const data = workerData as LogWorkerData;
 const logger = pino({ level: data.logLevel, base: { service: 'vigil', component: 'log' } });
 const post = (m: FromLogWorker) => parentPort!.postMessage(m);
 
+let opened: EventLog | undefined;
 try {
-  const log = await createEventLog(data.log);
+  const log = (opened = await createEventLog(data.log));
   await log.ensureTopics([Topics.frames]);
   const producer = await createGatewayProducer(data.log, log);
   const sink = new EventSink(producer, { topic: Topics.frames, ...data.sink });
@@ -58,5 +59,7 @@ try {
   });
   post({ op: 'started', tid: threadId() });
 } catch (err) {
+  // Release what was opened (a local log's lock, a Kafka client) before reporting.
+  await opened?.close().catch(() => {});
   post({ op: 'start_failed', code: (err as { code?: string }).code, message: (err as Error).message });
 }

@@ -89,3 +89,18 @@ test('a worker-side producer appends through the owner: bytes, keys and headers 
   await served.close();
   await log.close();
 });
+
+test('the owner going away: waiting and later calls fail at once (retriable), consumers count as stopped', async () => {
+  const { port1, port2 } = new MessageChannel();
+  const remote = new PortEventLog(port2);
+  // Nobody serves port1: this send waits for an answer that will never come…
+  const waiting = remote.producer().send('t', [{ key: 'k', value: Buffer.from('v') }]);
+  const consumer = remote.consumer({ groupId: 'g', topics: ['t'] });
+  const running = consumer.run(async () => {});
+  port1.close(); // …until the owning side is gone
+  await assert.rejects(waiting, (e: Error & { code?: string; retriable?: boolean }) => e.code === 'LOG_ERR_PORT_CLOSED' && e.retriable === true);
+  await assert.rejects(running, /went away/);
+  await consumer.stop(); // resolves, does not hang
+  await assert.rejects(remote.ensureTopics(['t']), /went away/);
+  await assert.rejects(remote.producer().send('t', [{ key: 'k', value: Buffer.from('v') }]), /went away/);
+});

@@ -12,12 +12,31 @@ export class PortEventLog implements EventLog {
   readonly kind = 'local' as const;
   private nextId = 0;
   private readonly handlers = new Map<number, (m: ToWorker) => void>();
+  /** Set once the owning thread is gone: calls fail at once instead of waiting forever. */
+  private gone = false;
 
   constructor(private readonly port: MessagePort) {
     port.on('message', (m: ToWorker) => {
       const key = 'consumer' in m ? m.consumer : m.call;
       this.handlers.get(key)?.(m);
     });
+    port.on('close', () => this.abandon());
+  }
+
+  /**
+   * The owner went away (its port closed, or the thread exited): every waiting call rejects with a
+   * retriable LOG_ERR_PORT_CLOSED, consumers count as stopped, and later calls fail at once.
+   */
+  abandon(): void {
+    if (this.gone) return;
+    this.gone = true;
+    const error = { code: 'LOG_ERR_PORT_CLOSED', message: 'the thread that owns the event log went away' };
+    for (const [key, handler] of [...this.handlers]) {
+      handler({ op: 'done', call: key, error: { ...error, retriable: true } });
+      handler({ op: 'running', consumer: key, error });
+      handler({ op: 'stopped', consumer: key });
+    }
+    this.handlers.clear();
   }
 
   private post(m: ToOwner, transfer: ArrayBuffer[] = []): void {
@@ -26,6 +45,7 @@ export class PortEventLog implements EventLog {
 
   /** One request answered by `done` (ensureTopics, send). */
   private call(make: (call: number) => { message: ToOwner; transfer?: ArrayBuffer[] }): Promise<void> {
+    if (this.gone) return Promise.reject(new LogError('LOG_ERR_PORT_CLOSED', 'the thread that owns the event log went away', true));
     const call = this.nextId++;
     return new Promise<void>((resolve, reject) => {
       this.handlers.set(call, (m) => {
@@ -73,6 +93,7 @@ export class PortEventLog implements EventLog {
     let stopped: Promise<void> | undefined;
     return {
       run(handler: BatchHandler): Promise<void> {
+        if (port.gone) return Promise.reject(new LogError('LOG_ERR_PORT_CLOSED', 'the thread that owns the event log went away', false));
         return new Promise<void>((resolve, reject) => {
           port.handlers.set(id, (m) => {
             if (m.op === 'running') {
@@ -90,6 +111,7 @@ export class PortEventLog implements EventLog {
         });
       },
       stop(): Promise<void> {
+        if (port.gone) return Promise.resolve();
         stopped ??= new Promise<void>((resolve) => {
           const prev = port.handlers.get(id);
           port.handlers.set(id, (m) => (m.op === 'stopped' ? (port.handlers.delete(id), resolve()) : prev?.(m)));

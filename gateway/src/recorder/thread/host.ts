@@ -3,6 +3,12 @@
  * frame and event into its session's hash chain and appends it to an EventSink — the same
  * sealing code and the same sink (batching, retries, pressure, fail-closed) as in-thread
  * recording, so the log holds the same bytes either way.
+ *
+ * A closed chain (its session ended and the grace period passed) is retired, not forgotten: an
+ * event that still arrives for it (a mask report from a catalog load that outlived the session,
+ * say) is still sealed into it, in its place. Retired chains are kept up to RETIRED_MAX; an
+ * op that cannot be applied is refused on its own (logged, counted, its reply rejected) and never
+ * takes the rest of the batch with it.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { SessionChain } from '@vigil/schemas';
@@ -15,20 +21,34 @@ interface OpenChain {
   chain: SessionChain;
 }
 
+/** Retired chains kept for late events (~300 bytes each). */
+const RETIRED_MAX = 100_000;
+
 export interface RecorderHost {
   /** Chains open now (sessions not yet ended, plus their grace period). */
   readonly openChains: number;
+  /** Ops refused (unknown or long-retired chain): each logged. */
+  readonly refusedOps: number;
   close(): void;
 }
 
 export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o: object, msg: string): void }): RecorderHost {
   const chains = new Map<number, OpenChain>();
+  const retired = new Map<number, OpenChain>();
+  let refusedOps = 0;
   const post = (m: FromRecorder) => port.postMessage(m);
   const onPressure = (on: boolean) => post({ op: 'pressure', on });
   const onFailure = (err: Error) => post({ op: 'failure', error: { code: (err as { code?: string }).code, message: err.message } });
   sink.on('pressure', onPressure);
   sink.on('failure', onFailure);
   if (sink.failure) onFailure(sink.failure);
+
+  const chainOf = (slot: number): OpenChain | undefined => chains.get(slot) ?? retired.get(slot);
+  const refuse = (slot: number, what: string, reply?: number): void => {
+    refusedOps++;
+    log.error({ slot, what }, 'recorder: an event for a chain that is no longer known was not recorded');
+    if (reply !== undefined) post({ op: 'sealed_error', reply, error: { code: 'GW_ERR_RECORDER', message: `${what}: chain no longer known` } });
+  };
 
   port.on('message', (m: ToRecorder) => {
     if (m.op === 'drain') {
@@ -42,27 +62,35 @@ export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o
             chains.set(op.slot, { sessionId: op.sessionId, chain: new SessionChain(op.sessionId, op.gateway) });
             break;
           case OP_FRAME: {
-            const c = chains.get(op.slot);
-            if (!c) throw new Error(`frame for unknown chain slot ${op.slot}`);
-            sink.append(c.sessionId, c.chain.frame(op.direction, op.msgType, op.data, op.time).bytes);
+            const c = chainOf(op.slot);
+            if (!c) refuse(op.slot, 'frame');
+            else sink.append(c.sessionId, c.chain.frame(op.direction, op.msgType, op.data, op.time).bytes);
             break;
           }
           case OP_EVENT: {
-            const c = chains.get(op.slot);
-            if (!c) throw new Error(`event ${op.input.type} for unknown chain slot ${op.slot}`);
+            const c = chainOf(op.slot);
+            if (!c) {
+              refuse(op.slot, op.input.type, op.reply);
+              break;
+            }
             const record = c.chain.next(op.input);
             sink.append(c.sessionId, record.bytes, { type: op.input.type });
             if (op.reply !== undefined) post({ op: 'sealed', reply: op.reply, seq: record.seq, hash: record.hash, bytes: record.bytes });
             break;
           }
-          case OP_CLOSE:
+          case OP_CLOSE: {
+            const c = chains.get(op.slot);
+            if (!c) break;
             chains.delete(op.slot);
+            retired.set(op.slot, c);
+            if (retired.size > RETIRED_MAX) retired.delete(retired.keys().next().value!);
             break;
+          }
         }
       }
     } catch (err) {
-      // Not reachable with a well-formed batch; if it happens the recording is incomplete, and
-      // the gateway must know (fail-closed), not carry on as if it were whole.
+      // Only a malformed batch (a bug) gets here: the recording is incomplete from this point,
+      // and the gateway must know (fail-closed), not carry on as if it were whole.
       log.error({ err: (err as Error).message }, 'recorder batch could not be processed');
       post({ op: 'fault', error: { code: 'GW_ERR_RECORDER', message: (err as Error).message } });
     }
@@ -72,6 +100,9 @@ export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o
   return {
     get openChains() {
       return chains.size;
+    },
+    get refusedOps() {
+      return refusedOps;
     },
     close() {
       sink.off('pressure', onPressure);

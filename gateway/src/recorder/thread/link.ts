@@ -49,8 +49,12 @@ export class RecorderLink extends EventEmitter<EventSinkEvents> implements Recor
   private readonly drains = new Map<number, () => void>();
   private readonly replies = new Map<number, { resolve(r: ChainedRecord): void; reject(err: Error): void }>();
   failure: Error | undefined;
-  /** Counters for /metrics and tests. */
-  readonly stats = { records: 0, bytes: 0, batches: 0 };
+  /** Set once the recorder thread is gone: nothing recorded from then on can become durable. */
+  private dead = false;
+  /** Records in the batch buffer not yet handed over. */
+  private unflushed = 0;
+  /** Counters for /metrics and tests. `dropped`: records made after the recorder thread was gone. */
+  readonly stats = { records: 0, bytes: 0, batches: 0, dropped: 0 };
 
   constructor(
     private readonly port: MessagePort,
@@ -58,14 +62,24 @@ export class RecorderLink extends EventEmitter<EventSinkEvents> implements Recor
   ) {
     super();
     port.on('message', (m: FromRecorder) => this.onMessage(m));
-    // The recorder thread is gone: nothing more can become durable through it.
-    port.on('close', () => {
-      for (const resolve of this.drains.values()) resolve();
-      this.drains.clear();
-      for (const r of this.replies.values()) r.reject(new RecorderError('GW_ERR_RECORDER', 'the recorder thread went away'));
-      this.replies.clear();
-      this.onMessage({ op: 'fault', error: { code: 'GW_ERR_RECORDER', message: 'the recorder thread went away' } });
-    });
+    port.on('close', () => this.abandon());
+  }
+
+  /**
+   * The recorder thread is gone (its port closed, or its worker exited): nothing more can become
+   * durable through it. Waiting drains resolve, waiting and later sealed events reject, and the
+   * failure is latched (fail-closed gateways refuse sessions), so nothing waits on it forever.
+   */
+  abandon(): void {
+    if (this.dead) return;
+    this.dead = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const resolve of this.drains.values()) resolve();
+    this.drains.clear();
+    for (const r of this.replies.values()) r.reject(new RecorderError('GW_ERR_RECORDER', 'the recorder thread went away'));
+    this.replies.clear();
+    this.onMessage({ op: 'fault', error: { code: 'GW_ERR_RECORDER', message: 'the recorder thread went away' } });
   }
 
   get underPressure(): boolean {
@@ -82,20 +96,35 @@ export class RecorderLink extends EventEmitter<EventSinkEvents> implements Recor
     this.schedule();
     return {
       frame: (direction, msgType, data, time) => {
+        if (this.dead) {
+          this.stats.dropped++;
+          return;
+        }
         this.writer.frame(slot, direction, msgType, time, data);
+        this.unflushed++;
         this.stats.records++;
         this.stats.bytes += data.length;
         this.schedule();
       },
       event: (input: ChainInput) => {
+        if (this.dead) {
+          this.stats.dropped++;
+          return;
+        }
         this.writer.event(slot, input);
+        this.unflushed++;
         this.stats.records++;
         this.schedule();
       },
       sealedEvent: (input: ChainInput) => {
+        if (this.dead) {
+          this.stats.dropped++;
+          return Promise.reject(new RecorderError('GW_ERR_RECORDER', 'the recorder thread went away'));
+        }
         const reply = this.nextId++;
         const sealed = new Promise<ChainedRecord>((resolve, reject) => this.replies.set(reply, { resolve, reject }));
         this.writer.event(slot, input, reply);
+        this.unflushed++;
         this.stats.records++;
         this.flush(); // someone waits for it
         return sealed;
@@ -109,6 +138,7 @@ export class RecorderLink extends EventEmitter<EventSinkEvents> implements Recor
 
   /** Everything recorded so far handed over and durable (or failed for good). */
   drain(): Promise<void> {
+    if (this.dead) return Promise.resolve();
     this.flush();
     const id = this.nextId++;
     return new Promise<void>((resolve) => {
@@ -118,6 +148,7 @@ export class RecorderLink extends EventEmitter<EventSinkEvents> implements Recor
   }
 
   private schedule(): void {
+    if (this.dead) return;
     if (this.writer.length >= this.options.flush_bytes) return this.flush();
     this.timer ??= setTimeout(this.flush, this.options.flush_ms);
   }
@@ -129,6 +160,12 @@ export class RecorderLink extends EventEmitter<EventSinkEvents> implements Recor
     }
     const batch = this.writer.take();
     if (!batch) return;
+    const records = this.unflushed;
+    this.unflushed = 0;
+    if (this.dead) {
+      this.stats.dropped += records;
+      return;
+    }
     this.inFlight += batch.length;
     this.stats.batches++;
     this.post({ op: 'batch', id: this.nextId++, ...batch }, [batch.buffer]);
@@ -151,6 +188,12 @@ export class RecorderLink extends EventEmitter<EventSinkEvents> implements Recor
         const r = this.replies.get(m.reply);
         this.replies.delete(m.reply);
         r?.resolve({ seq: m.seq, hash: m.hash, bytes: Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength) });
+        return;
+      }
+      case 'sealed_error': {
+        const r = this.replies.get(m.reply);
+        this.replies.delete(m.reply);
+        r?.reject(new RecorderError(m.error.code ?? 'GW_ERR_RECORDER', m.error.message));
         return;
       }
       case 'drained':

@@ -19,5 +19,7 @@ export type FromRecorder =
   | { op: 'drained'; id: number }
   /** The sealed record of an event recorded with a reply id. */
   | { op: 'sealed'; reply: number; seq: number; hash: string; bytes: Uint8Array }
+  /** An event recorded with a reply id could not be recorded (its chain is no longer known). */
+  | { op: 'sealed_error'; reply: number; error: ErrorInfo }
   /** The host could not process a batch (a bug or corrupt batch): recorded events may be missing. */
   | { op: 'fault'; error: ErrorInfo };

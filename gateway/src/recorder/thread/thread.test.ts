@@ -152,3 +152,52 @@ test('the recorder thread going away fails the link (fail-closed) and releases w
   await drained;
   assert.match((await failed).message, /went away/);
 });
+
+test('an event after the chain closed is still sealed in its place; an op for an unknown chain is refused alone', async () => {
+  const out = new MemoryProducer();
+  const { port1, port2 } = new MessageChannel();
+  const sink = new EventSink(out, SINK);
+  const host = serveRecorder(port2, sink, quiet);
+  const link = new RecorderLink(port1, LINK);
+  const a = link.openChain('00000000-0000-4000-8000-0000000000d1', GW);
+  const b = link.openChain('00000000-0000-4000-8000-0000000000d2', GW);
+  a.frame('c2s', 'Q', Buffer.from('a0'), 1);
+  a.close();
+  b.frame('c2s', 'Q', Buffer.from('b0'), 2);
+  a.event({ type: 'policy.limit', version: 1, rule_id: 'r', limit: 'max_rows', value: 1, observed: 2, time: 3 } as never); // late
+  b.frame('s2c', 'Z', Buffer.from('b1'), 4);
+  await link.drain();
+  const a1 = out.records.filter((r) => r.key.endsWith('d1'));
+  assert.deepEqual(a1.map((r) => decode(r.value).seq), [0, 1]);
+  assert.equal(verifyChain(a1.map((r) => r.value)).ok, true);
+  assert.equal(out.records.filter((r) => r.key.endsWith('d2')).length, 2);
+  assert.equal(link.failure, undefined, 'a late event is not a failure');
+
+  // A chain the host never knew (a forged slot): refused on its own, its reply rejected, the
+  // batch's other ops recorded, no failure latched.
+  const forged = new BatchWriter();
+  forged.event(999, { type: 'policy.limit', version: 1 } as never);
+  forged.frame(1, 's2c', 'Z', 5, Buffer.from('b2'));
+  const batch = forged.take()!;
+  port1.postMessage({ op: 'batch', id: 1000, ...batch }, [batch.buffer]);
+  await link.drain();
+  assert.equal(host.refusedOps, 1);
+  assert.equal(out.records.filter((r) => r.key.endsWith('d2')).length, 3);
+  assert.equal(link.failure, undefined);
+  link.close();
+  host.close();
+  port1.close();
+});
+
+test('after the recorder thread is gone nothing waits on it: drain resolves, sealed events reject, frames are counted as dropped', async () => {
+  const { port1, port2 } = new MessageChannel();
+  const link = new RecorderLink(port1, LINK);
+  const chain = link.openChain('00000000-0000-4000-8000-0000000000e1', GW);
+  port2.close();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.ok(link.failure);
+  await link.drain(); // resolves at once
+  await assert.rejects(chain.sealedEvent({ type: 'policy.limit', version: 1 } as never), /went away/);
+  chain.frame('c2s', 'Q', Buffer.from('x'), 1);
+  assert.equal(link.stats.dropped, 2);
+});

@@ -94,7 +94,7 @@ export class LogSource {
       });
       try {
         await handle(decoded);
-        this.gate?.batchDone(batch.records.length);
+        this.gate?.batchDone();
       } catch (err) {
         this.stats.handler_failures++;
         throw err;

@@ -4,14 +4,15 @@
  *
  * Before each log batch the source asks `wait()`. While the gateway is busy, it waits — for at
  * most `max_defer_ms` from the first deferral of the episode. When that window runs out, deferral
- * is disarmed until ingest has caught up (a batch smaller than the consumer's maximum means the
- * log had no more), so under sustained load ingest alternates "defer a window, then drain
- * everything" instead of starving. `release()` ends any wait at once (shutdown).
+ * is disarmed until ingest has caught up, so under sustained load ingest reads continuously
+ * instead of starving. Caught up = the log had nothing for ingest for `caught_up_gap_ms`: batches
+ * of a backlog arrive back to back (the consumer's batch size says nothing here — the local log
+ * also caps a read at 1 MiB and at segment ends). `release()` ends any wait at once (shutdown).
  */
 export interface YieldOptions {
   max_defer_ms: number;
-  /** The consumer's batch size: a smaller batch means ingest reached the end of the log. */
-  max_batch_records: number;
+  /** A pause this long between one batch done and the next arriving means the log was drained. */
+  caught_up_gap_ms?: number;
 }
 
 export interface YieldStats {
@@ -27,6 +28,7 @@ export class DataPathYield {
   private armed = true;
   private released = false;
   private since: number | undefined;
+  private lastDone: number | undefined;
   private wake: (() => void) | undefined;
   readonly stats: YieldStats = { deferrals: 0, deferred_ms: 0, windows_exhausted: 0 };
 
@@ -43,7 +45,9 @@ export class DataPathYield {
 
   /** Resolves when ingest may read the next batch. */
   async wait(): Promise<void> {
-    if (this.options.max_defer_ms === 0 || this.released || !this.armed) return;
+    if (this.options.max_defer_ms === 0 || this.released) return;
+    if (!this.armed && this.lastDone !== undefined && this.now() - this.lastDone >= (this.options.caught_up_gap_ms ?? 250)) this.armed = true;
+    if (!this.armed) return;
     if (!this.busy) {
       this.since = undefined;
       return;
@@ -74,9 +78,9 @@ export class DataPathYield {
     if (!this.busy) this.since = undefined;
   }
 
-  /** A batch of `records` was handled: a short batch means the log is drained, so deferral re-arms. */
-  batchDone(records: number): void {
-    if (records < this.options.max_batch_records) this.armed = true;
+  /** A batch was handled (the gap to the next one tells whether the log was drained). */
+  batchDone(): void {
+    this.lastDone = this.now();
   }
 
   /** Never wait again (shutdown). */
