@@ -31,9 +31,14 @@ const SECRET_ENV = /pass|secret|token|key|cred|auth/i;
 /** Exit status when the gateway refuses an exec command (as a shell does for "cannot execute"). */
 export const BLOCKED_EXIT_STATUS = 126;
 /** After a dropped line, at most this long before typed input goes on (if the shell stays silent). */
-const DROP_SETTLE_MS = 500;
-/** …and the quiet time after the target's answer that counts as "the shell is ready". */
-const DROP_QUIET_MS = 40;
+const DROP_SETTLE_MS = 1500;
+/**
+ * …and the quiet time after the target's answer that counts as "the shell is ready". 40 ms was
+ * too short on a loaded machine: the tty's ^C echo came, then a gap longer than 40 ms before bash
+ * had reset its line, and the keys released in that gap were lost (the tmux and ssh2 shell tests
+ * failed about one full-suite run in three). A blocked line is rare; 150 ms more is not noticed.
+ */
+const DROP_QUIET_MS = 150;
 
 function clip(s: string, n: number): string {
   return s.length > n ? s.slice(0, n) : s;
