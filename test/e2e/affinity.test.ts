@@ -3,6 +3,7 @@
  * runs on the first usable CPU and the log thread (named by id in the log line) on the last, while
  * the ingest thread and Node's pools keep the whole machine; `off` leaves both hot threads
  * unpinned. (chDB pins a few threads of its own, whatever the setting: they are not ours to test.)
+ * Also ingest.thread_policy: the ingest thread runs at SCHED_IDLE by default, and not with `normal`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,16 @@ import { startVigil } from '../support/vigil-process.ts';
 import { usableCpus } from '../../cli/src/workers/affinity.ts';
 
 const machine = usableCpus()!;
+
+/** Threads whose scheduling policy is SCHED_IDLE (field 41 of /proc/…/stat is the policy; 5 = SCHED_IDLE). */
+function idleThreads(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`)
+    .map(Number)
+    .filter((t) => {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3] === '5';
+    });
+}
 
 function masks(pid: number): Map<number, string> {
   const out = new Map<number, string>();
@@ -38,13 +49,17 @@ test('auto: socket thread and log thread pinned apart, the rest of the process u
     assert.equal(m.get(Number(line[3])), last, 'the log thread');
     const whole = [...m.values()].filter((mask) => usableCpus(`Cpus_allowed_list:\t${mask}`)!.length === machine.length);
     assert.ok(whole.length > m.size / 2, `most threads (ingest, store, pools) keep every CPU: ${[...m.values()].join(' ')}`);
+    // ingest.thread_policy: idle (the default) — the ingest thread, and none of the hot ones.
+    const idle = idleThreads(pid);
+    assert.ok(idle.length >= 1, 'the ingest thread runs at SCHED_IDLE');
+    assert.ok(!idle.includes(pid) && !idle.includes(Number(line[3])), 'the socket and log threads do not');
   } finally {
     await vigil.stop();
   }
 });
 
-test('off: no thread is pinned', { timeout: 120_000 }, async () => {
-  const vigil = await startVigil({ ready: 'api', config: { gateway: { cpu_affinity: 'off' } } });
+test('off: no thread is pinned; ingest.thread_policy normal: no thread at SCHED_IDLE', { timeout: 120_000 }, async () => {
+  const vigil = await startVigil({ ready: 'api', config: { gateway: { cpu_affinity: 'off' }, ingest: { thread_policy: 'normal' } } });
   try {
     await new Promise((r) => setTimeout(r, 1000));
     assert.doesNotMatch(vigil.output(), /gateway threads pinned/);
@@ -52,6 +67,7 @@ test('off: no thread is pinned', { timeout: 120_000 }, async () => {
     assert.equal(usableCpus(`Cpus_allowed_list:\t${m.get(vigil.child.pid!)}`)!.length, machine.length, 'the socket thread keeps every CPU');
     const whole = [...m.values()].filter((mask) => usableCpus(`Cpus_allowed_list:\t${mask}`)!.length === machine.length);
     assert.ok(m.size - whole.length <= 4, `only chDB's own pinned threads are pinned: ${[...m.values()].join(' ')}`);
+    assert.deepEqual(idleThreads(vigil.child.pid!), []);
   } finally {
     await vigil.stop();
   }

@@ -6,7 +6,9 @@
  * the whole machine.
  */
 import { readFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { runUtil } from './os-thread.ts';
+
+export { threadId } from './os-thread.ts';
 
 /** CPUs this process may run on (Linux `Cpus_allowed_list`), or undefined when unknown. */
 export function usableCpus(status = safeRead('/proc/self/status')): number[] | undefined {
@@ -19,15 +21,6 @@ export function usableCpus(status = safeRead('/proc/self/status')): number[] | u
     for (let c = a!; c <= (b ?? a!); c++) cpus.push(c);
   }
   return cpus;
-}
-
-/** This thread's kernel id (Linux), for pinning it from elsewhere. */
-export function threadId(): number | undefined {
-  try {
-    return Number(readFileSync('/proc/thread-self/stat', 'utf8').split(' ')[0]);
-  } catch {
-    return undefined;
-  }
 }
 
 export interface Placement {
@@ -44,8 +37,7 @@ export function plan(cpus: number[] | undefined): Placement | { skipped: string 
 
 /** Pin thread `tid` to `cpu`. Throws with taskset's message on failure. */
 export function pin(tid: number, cpu: number): void {
-  const r = spawnSync('taskset', ['--pid', '--cpu-list', String(cpu), String(tid)], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(r.error?.message ?? (r.stderr.trim() || `taskset exited ${r.status}`));
+  runUtil('taskset', ['--pid', '--cpu-list', String(cpu), String(tid)]);
 }
 
 /** CPUs thread `tid` may run on now. */

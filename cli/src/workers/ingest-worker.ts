@@ -12,8 +12,7 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { setPriority } from 'node:os';
-import { readlinkSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { threadId, runUtil } from './os-thread.ts';
 import pino from 'pino';
 import { PortEventLog } from '@vigil/eventlog/port/index';
 import { openStore, applyDdl, releaseStore, type StoreConfig } from '@vigil/ingest/store/client';
@@ -39,14 +38,14 @@ if (data.ingest.thread_policy === 'idle') setIdlePolicy();
 
 /**
  * SCHED_IDLE for this thread (and the threads it starts later, e.g. the store's). Node has no
- * sched_setscheduler binding; util-linux's chrt sets it for one thread id (/proc/thread-self).
+ * sched_setscheduler binding; util-linux's chrt sets it for one thread id.
  * Failing that (not Linux, no chrt) the nice value above still applies.
  */
 function setIdlePolicy(): void {
   try {
-    const tid = readlinkSync('/proc/thread-self').split('/').pop()!;
-    const r = spawnSync('chrt', ['--idle', '--pid', '0', tid], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(r.error?.message ?? r.stderr.trim());
+    const tid = threadId();
+    if (tid === undefined) throw new Error('thread id unknown (not Linux)');
+    runUtil('chrt', ['--idle', '--pid', '0', String(tid)]);
     logger.debug({ tid }, 'ingest thread runs at SCHED_IDLE');
   } catch (err) {
     logger.warn({ err: (err as Error).message }, 'could not set SCHED_IDLE on the ingest thread; it keeps its nice value');
