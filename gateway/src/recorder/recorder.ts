@@ -10,8 +10,9 @@ import type { ChainWriter, GatewayInfo, RecordSink } from './sink.ts';
 export type { GatewayInfo } from './sink.ts';
 
 /**
- * How long a chain stays open after session.ended: an event that still arrives (an approval
- * outcome settling late, a mask report) keeps its place in the chain instead of being dropped.
+ * How long after session.ended the chain is closed (its state on the recorder thread retired).
+ * An event that still arrives (an approval outcome settling late, a mask report) keeps its place
+ * in the chain either way: the recorder thread keeps retired chains for late events (host.ts).
  */
 const CLOSE_GRACE_MS = 30_000;
 
