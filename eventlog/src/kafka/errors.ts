@@ -69,29 +69,32 @@ export function kafkaLogError(code: KafkaLogErrorCode, message: string, cause?: 
 }
 
 /**
- * Whether retrying can help, from kafkajs's error. kafkajs wraps the last error of its own retry
- * loop in KafkaJSNumberOfRetriesExceeded (never retriable itself): look at the original cause.
- * Errors that are not kafkajs errors are programmer errors: not retriable.
+ * The error kafkajs actually met: it wraps the last error of its own retry loop in
+ * KafkaJSNumberOfRetriesExceeded, which says nothing of its own.
+ */
+export function kafkaCause(err: unknown): unknown {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e instanceof Error && e.name === 'KafkaJSNumberOfRetriesExceeded' && e.cause !== undefined; depth++) {
+    e = e.cause;
+  }
+  return e;
+}
+
+/**
+ * Whether retrying can help, from kafkajs's error (its original cause: the retry wrapper is never
+ * retriable itself). Errors that are not kafkajs errors are programmer errors: not retriable.
  */
 export function kafkaRetriable(err: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; depth < 5 && e instanceof Error; depth++) {
-    if (e.name === 'KafkaJSNumberOfRetriesExceeded' && e.cause !== undefined) {
-      e = e.cause;
-      continue;
-    }
-    const flag = (e as { retriable?: unknown }).retriable;
-    if (typeof flag === 'boolean' && e.name.startsWith('KafkaJS')) return flag;
-    break;
-  }
-  return false;
+  const e = kafkaCause(err);
+  if (!(e instanceof Error)) return false;
+  const flag = (e as { retriable?: unknown }).retriable;
+  return typeof flag === 'boolean' && e.name.startsWith('KafkaJS') ? flag : false;
 }
 
 /** A short, payload-free description of a kafkajs error for messages and logs. */
 export function describeKafkaError(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  let e: Error = err;
-  if (e.name === 'KafkaJSNumberOfRetriesExceeded' && e.cause instanceof Error) e = e.cause;
+  const e = kafkaCause(err);
+  if (!(e instanceof Error)) return String(e);
   const type = (e as { type?: unknown }).type;
   return `${e.name}${typeof type === 'string' ? ` ${type}` : ''}: ${e.message}`;
 }

@@ -13,7 +13,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { ConsumerOptions, EventLog } from '../types.ts';
 import { parseKafkaEventLogConfig, type KafkaEventLogConfig } from './config.ts';
 import { KafkaConsumer, type KafkaConsumerHooks } from './consumer.ts';
-import { describeKafkaError, kafkaLogError } from './errors.ts';
+import { describeKafkaError, kafkaCause, kafkaLogError } from './errors.ts';
 import { kafkajsLogCreator, stderrLogSink, type KafkaLogSink } from './logger.ts';
 import { KafkaProducer } from './producer.ts';
 
@@ -50,21 +50,37 @@ export class KafkaEventLog implements EventLog {
     this.assertOpen();
     if (topics.length === 0) return;
     const admin = await this.connectAdmin();
+    const names = [...new Set(topics)];
+    let created = names;
     try {
-      // Resolves false when every topic already existed; throws for anything else.
-      await admin.createTopics({
-        waitForLeaders: true,
+      // Resolves false when every topic already existed; throws for anything else. kafkajs's own
+      // leader wait retries only LEADER_NOT_AVAILABLE, but a KRaft broker answers
+      // UNKNOWN_TOPIC_OR_PARTITION for a moment after creating a topic (its metadata cache has not
+      // caught up yet), which failed the call though the topic was there: waitForTopicLeaders below
+      // waits through both.
+      const any = await admin.createTopics({
+        waitForLeaders: false,
         timeout: this.config.request_timeout_ms,
-        topics: [...new Set(topics)].map((topic) => ({
+        topics: names.map((topic) => ({
           topic,
           numPartitions: this.config.partitions,
           replicationFactor: this.config.replication_factor,
         })),
       });
+      if (!any) created = [];
     } catch (err) {
-      if (onlyAlreadyExists(err)) return;
-      throw kafkaLogError('LOG_ERR_KAFKA_ADMIN', `createTopics failed: ${describeKafkaError(err)}`, err);
+      if (!onlyAlreadyExists(err)) {
+        throw kafkaLogError('LOG_ERR_KAFKA_ADMIN', `createTopics failed: ${describeKafkaError(err)}`, err);
+      }
+      // Some existed (each such error names its topic); the others were created by this call.
+      const errors = (err as { errors?: { topic?: string }[] }).errors;
+      const existed = new Set(Array.isArray(errors) ? errors.map((e) => e.topic) : names);
+      created = names.filter((t) => !existed.has(t));
     }
+    // Only for topics this call created: a topic that already existed is the producer's to wait
+    // for (its sends retry a missing leader, and the gateway's spool covers an unavailable one),
+    // so a gateway can still start while a partition of an existing topic has no leader.
+    if (created.length > 0) await waitForTopicLeaders(admin, created, this.config.request_timeout_ms);
   }
 
   producer(): KafkaProducer {
@@ -135,6 +151,43 @@ function kafkajsConfig(c: KafkaEventLogConfig, log: KafkaLogSink): KafkaConfig {
   }
   if (c.sasl) config.sasl = { mechanism: c.sasl.mechanism, username: c.sasl.username, password: c.sasl.password } as SASLOptions;
   return config;
+}
+
+/** Metadata error types that mean "the topic is being created", not "it failed". */
+const TOPIC_NOT_READY = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+
+/**
+ * Waits until every partition of every topic has a leader, polling metadata every 100 ms for at most
+ * `timeoutMs`. Any error other than "not ready yet" fails at once; the timeout fails with the last
+ * thing the broker said.
+ */
+async function waitForTopicLeaders(admin: Admin, topics: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  for (;;) {
+    try {
+      const { topics: meta } = await admin.fetchTopicMetadata({ topics });
+      const waiting = meta.filter((t) => t.partitions.length === 0 || t.partitions.some((p) => p.leader < 0));
+      if (waiting.length === 0) return;
+      last = `no leader yet for ${waiting.map((t) => t.name).join(', ')}`;
+    } catch (err) {
+      if (!notReady(err)) {
+        throw kafkaLogError('LOG_ERR_KAFKA_ADMIN', `createTopics failed: ${describeKafkaError(err)}`, err);
+      }
+      last = describeKafkaError(err);
+    }
+    if (Date.now() >= deadline) {
+      throw kafkaLogError(
+        'LOG_ERR_KAFKA_ADMIN',
+        `createTopics: topics not ready after ${timeoutMs} ms (${last}): ${topics.join(', ')}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function notReady(err: unknown): boolean {
+  return TOPIC_NOT_READY.has((kafkaCause(err) as { type?: string } | undefined)?.type ?? '');
 }
 
 /** kafkajs reports per-topic failures in a KafkaJSAggregateError; "already exists" is success here. */

@@ -121,6 +121,13 @@ describe('KafkaEventLog on a real broker', { timeout: 240_000 }, () => {
     await within(30_000, 'ensureTopics other config', openLog({ partitions: 5 }).ensureTopics([topics[0]]));
     const again = await admin.fetchTopicMetadata({ topics: [topics[0]] });
     assert.equal(again.topics[0].partitions.length, 3);
+    // A mix of an existing topic and a new one: the new one is created, and has a leader for every
+    // partition by the time the call returns.
+    const fresh = name('ensure-c');
+    await within(30_000, 'ensureTopics mixed', log.ensureTopics([topics[1], fresh]));
+    const mixed = await admin.fetchTopicMetadata({ topics: [fresh] });
+    assert.equal(mixed.topics[0].partitions.length, 3);
+    assert.ok(mixed.topics[0].partitions.every((p) => p.leader >= 0), 'every partition of the new topic has a leader');
   });
 
   test('round trip keeps binary values, keys and headers exactly', async () => {
