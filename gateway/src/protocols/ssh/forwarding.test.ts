@@ -103,6 +103,33 @@ test('remote forwarding allowed by a rule: the target listens, its connections r
   assert.ok(h.session(sid!).chainOk);
 });
 
+for (const compress of ['none', 'zlib@openssh.com'] as const) test(`the session ends while a forwarded connection is open (compression ${compress}): its closed event is recorded before session.ended`, async () => {
+  const sub = `rfwd-open-${compress.replace(/\W/g, '')}`;
+  const c = await connectClient(h, { sub, password: await h.issuer.mint(sub, { groups: ['sre'] }), algorithms: { compress: [compress] } });
+  const port = await new Promise<number>((resolve, reject) => c.forwardIn('127.0.0.1', 0, (e, p) => (e ? reject(e) : resolve(p))));
+  const accepted = new Promise<void>((resolve) => c.on('tcp connection', (_info, accept) => (accept(), resolve())));
+  const sock = net.connect(port, '127.0.0.1');
+  sock.on('error', () => {});
+  await accepted;
+  const [sid] = h.sessionsOf(sub);
+  await until(() => channels(sid!).some((e) => e.action === 'open' && e.kind === 'forwarded-tcpip'), 'forwarded channel open');
+  // The client goes away with the channel still open: no close for it comes over the wire (and,
+  // compressed, ssh2 has already torn down the connection's zlib state when the gateway closes it).
+  c.end();
+  await until(() => h.session(sid!).events.some((e) => e.type === 'session.ended'), 'ended');
+  sock.destroy();
+  const events = h.session(sid!).events;
+  const opened = channels(sid!).find((e) => e.action === 'open' && e.kind === 'forwarded-tcpip')!;
+  const closedAt = events.findIndex((e) => e.type === 'ssh.channel' && e.action === 'closed' && e.kind === 'forwarded-tcpip' && e.channel === opened.channel);
+  assert.ok(closedAt >= 0, 'the forwarded channel has its closed event');
+  assert.ok(closedAt < events.findIndex((e) => e.type === 'session.ended'), 'before session.ended');
+  assert.ok(h.session(sid!).chainOk);
+  // The gateway is still serving.
+  const next = await sre(`${sub}-after`);
+  assert.equal((await execCollect(next, 'echo still-here')).stdout.toString(), 'still-here\n');
+  next.end();
+});
+
 function x11Exec(c: SshClient, onX11: (ch: ClientChannel) => void): Promise<{ out: string; err?: Error }> {
   // The command connects to $DISPLAY (sshd's X11 listener), sends a greeting and prints the answer.
   const cmd = 'n=${DISPLAY#*:}; n=${n%.*}; exec 3<>/dev/tcp/127.0.0.1/$((6000+n)); printf x11-hello >&3; head -c 8 <&3';

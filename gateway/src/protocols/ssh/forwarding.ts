@@ -41,6 +41,8 @@ export class Forwarding {
   private readonly listeners = new Map<string, { bindAddr: string; bindPort: number }>();
   /** Session channels whose agent forwarding the policy allowed (the target may then ask for the agent). */
   agentChannels = 0;
+  /** Close functions of the relays running now, so the session's end closes (and records) each one. */
+  private readonly relays = new Set<(clientGone?: boolean) => void>();
 
   constructor(private readonly s: SshSession) {}
 
@@ -145,7 +147,15 @@ export class Forwarding {
     const n = this.s.allocChannel();
     this.open++;
     openAgentChannel(this.client(), (err, down) => {
-      if (err || !down) {
+      if (err || !down || !this.s.isOpen()) {
+        // Confirmed after the session ended: closeAll has run, so this one is refused, not relayed.
+        if (down && !err) {
+          try {
+            down.close ? down.close() : down.destroy();
+          } catch {
+            /* connection already gone */
+          }
+        }
         this.open--;
         this.refused('auth-agent@openssh.com', {}, 'GW_ERR_SSH_CHANNEL_FAILED', 'the client refused the agent channel', null, n);
         return cb(err ?? new Error('agent channel refused'));
@@ -174,6 +184,19 @@ export class Forwarding {
     });
   }
 
+  /**
+   * The session is ending: close every forwarded channel still open and record its `closed` event
+   * now. Their own close callbacks may come after `session.ended`, when the chain takes no more.
+   */
+  closeAll(clientGone: boolean): void {
+    for (const close of [...this.relays]) close(clientGone);
+    // Remote forwardings end with the session (the target's listeners go with its connection).
+    for (const [key, l] of this.listeners) {
+      this.listeners.delete(key);
+      this.s.event({ type: 'ssh.channel', version: 1, action: 'closed', kind: 'tcpip-forward', host: l.bindAddr.slice(0, 1024), port: l.bindPort });
+    }
+  }
+
   private client(): Connection {
     return this.s.clientConnection();
   }
@@ -188,6 +211,9 @@ export class Forwarding {
     s.event({ type: 'ssh.channel', version: 1, channel: n, action: 'open', kind, ...where, rule_id });
     down.on('error', () => {});
     up.on('error', () => {});
+    // An end is not passed on once the relay is closed: the side it would go to may be a channel of
+    // a connection ssh2 has torn down, whose deferred close then throws (see close()).
+    let closed = false;
     const pipe = (from: Stream, to: Stream, direction: 'c2s' | 's2c'): void => {
       from.on('data', (d: Buffer) => {
         s.recorder.frame(direction, type, d);
@@ -196,21 +222,24 @@ export class Forwarding {
           to.once('drain', () => from.resume());
         }
       });
-      from.on('end', () => to.end());
+      from.on('end', () => closed || to.end());
     };
     pipe(down, up, 'c2s');
     pipe(up, down, 's2c');
-    let closed = false;
-    const close = (): void => {
+    const close = (clientGone = false): void => {
       if (closed) return;
       closed = true;
       this.open--;
-      down.close ? down.close() : down.destroy();
-      up.close ? up.close() : up.destroy();
+      this.relays.delete(close);
       s.event({ type: 'ssh.channel', version: 1, channel: n, action: 'closed', kind });
+      // Once the client's connection is gone, ssh2 has torn down its protocol state and closing a
+      // channel of it throws (compressed connections: "Invalid Zlib instance"): the side facing
+      // the client is left alone then.
+      for (const ch of clientGone ? [up] : [down, up]) ch.close ? ch.close() : ch.destroy();
     };
-    down.on('close', close);
-    up.on('close', close);
+    this.relays.add(close);
+    down.on('close', () => close());
+    up.on('close', () => close());
   }
 }
 

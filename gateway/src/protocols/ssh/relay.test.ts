@@ -126,3 +126,24 @@ test('signal: INT reaches the remote command', async () => {
   await until(() => ended(sid!), 'session.ended');
   assert.ok(h.session(sid!).events.some((e) => e.type === 'ssh.request' && e.request === 'signal' && e.signal === 'INT'));
 });
+
+test('a compressed client leaves with a shell open: the channel and the session end recorded, the gateway keeps serving', async () => {
+  const c = await connectClient(h, { sub: 'zlib-user', algorithms: { compress: ['zlib@openssh.com'] } });
+  const ch = await new Promise<ClientChannel>((resolve, reject) => c.shell({ term: 'xterm', cols: 80, rows: 24 }, (e, s) => (e ? reject(e) : resolve(s))));
+  let out = '';
+  ch.on('data', (d: Buffer) => (out += d));
+  ch.write('echo zlib-$((20+22))\r');
+  await until(() => out.includes('zlib-42'), 'output through the compressed connection');
+  // Gone without closing the channel: the gateway closes it toward a connection ssh2 already tore down.
+  c.end();
+  const [sid] = h.sessionsOf('zlib-user');
+  await until(() => ended(sid!), 'session.ended');
+  const events = h.session(sid!).events;
+  assert.ok(events.some((e) => e.type === 'ssh.channel' && e.action === 'closed' && e.kind === 'session'));
+  assert.ok(h.session(sid!).chainOk);
+  // Give any deferred close callback time to run (a throw there would be an uncaught exception).
+  await new Promise((r) => setTimeout(r, 300));
+  const next = await connectClient(h, { sub: 'zlib-after' });
+  assert.equal((await execCollect(next, 'echo still-here')).stdout.toString(), 'still-here\n');
+  next.end();
+});

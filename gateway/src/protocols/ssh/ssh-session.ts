@@ -77,6 +77,12 @@ export class SshSession {
   private started = false;
   private resolveClosed!: () => void;
   readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
+  /**
+   * The client's connection has closed. ssh2 has then torn down its protocol state, and closing a
+   * channel of it throws (compressed connections: "Invalid Zlib instance", even from ssh2's own
+   * deferred close), so channels facing the client are left alone from then on.
+   */
+  private clientGone = false;
 
   constructor(
     private readonly proxy: SshProxy,
@@ -89,7 +95,10 @@ export class SshSession {
     client.on('error', () => {});
     client.on('authentication', (ctx) => this.onAuth(ctx));
     client.on('ready', () => this.onReady());
-    client.on('close', () => this.end('client_closed', 'client closed the connection'));
+    client.on('close', () => {
+      this.clientGone = true;
+      this.end('client_closed', 'client closed the connection');
+    });
     this.authTimer = setTimeout(() => this.refuse('GW_ERR_AUTH_TIMEOUT', 'authentication took too long', 'timeout', DISCONNECT.BY_APPLICATION, 'auth'), o.listener.auth_timeout_ms);
     this.authTimer.unref();
   }
@@ -424,7 +433,8 @@ export class SshSession {
 
   end(reason: EndReason, detail: string): void {
     if (this.state === SshState.Closed) return;
-    for (const ch of [...this.channels]) ch.close('session');
+    for (const ch of [...this.channels]) ch.close(this.clientGone ? 'client' : 'session');
+    this.forwarding.closeAll(this.clientGone);
     this.state = SshState.Closed;
     clearTimeout(this.authTimer);
     const c = this.recorder.counts;

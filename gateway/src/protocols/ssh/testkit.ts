@@ -204,14 +204,14 @@ export async function startSshHarness(sshd: Sshd, overrides: { ssh?: Record<stri
 export type SshClient = InstanceType<typeof ssh2.Client>;
 
 /** An ssh2 client through the gateway as `<sub>@<target>` with `password` (default: a fresh token). */
-export async function connectClient(h: SshHarness, opts: { sub?: string; target?: string; password?: string; username?: string } = {}): Promise<SshClient> {
+export async function connectClient(h: SshHarness, opts: { sub?: string; target?: string; password?: string; username?: string; algorithms?: ssh2.Algorithms } = {}): Promise<SshClient> {
   const sub = opts.sub ?? 'alice';
   const password = opts.password ?? (await h.issuer.mint(sub));
   const c = new ssh2.Client();
   await new Promise<void>((resolve, reject) => {
     c.once('ready', () => resolve());
     c.once('error', reject);
-    c.connect({ host: '127.0.0.1', port: h.port, username: opts.username ?? `${sub}@${opts.target ?? 'web-1'}`, password, tryKeyboard: false, readyTimeout: 20_000 });
+    c.connect({ host: '127.0.0.1', port: h.port, username: opts.username ?? `${sub}@${opts.target ?? 'web-1'}`, password, tryKeyboard: false, readyTimeout: 20_000, ...(opts.algorithms ? { algorithms: opts.algorithms } : {}) });
   });
   c.on('error', () => {});
   return c;
