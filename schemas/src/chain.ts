@@ -30,7 +30,6 @@ export function nowUs(): number {
 export class SessionChain {
   private seq = 0;
   private prevHash = GENESIS_HASH;
-  private prevHashRaw: Buffer = Buffer.from(GENESIS_HASH, 'hex');
   private readonly parts: FrameHeaderParts;
 
   constructor(
@@ -43,10 +42,9 @@ export class SessionChain {
   /** Seal the next event as a `frame` (the hot path: no event object, no generic canonicaliser). */
   frame(direction: 'c2s' | 's2c', msgType: string | undefined, data: Uint8Array, time = nowUs()): ChainedRecord {
     const seq = this.seq;
-    const { hash, hashRaw, bytes } = sealFrame(this.parts, this.prevHash, this.prevHashRaw, seq, randomUUID(), time, direction, msgType, data);
+    const { hash, bytes } = sealFrame(this.parts, this.prevHash, seq, randomUUID(), time, direction, msgType, data);
     this.seq = seq + 1;
     this.prevHash = hash;
-    this.prevHashRaw = hashRaw;
     return { seq, hash, bytes };
   }
 
@@ -74,7 +72,6 @@ export class SessionChain {
     const record = { seq: this.seq, hash, bytes };
     this.seq++;
     this.prevHash = hash;
-    this.prevHashRaw = Buffer.from(hash, 'hex');
     return record;
   }
 }

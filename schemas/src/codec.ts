@@ -79,14 +79,13 @@ function digestOf(prevHashHex: string, rest: Uint8Array): Buffer {
 export function sealFrame(
   parts: FrameHeaderParts,
   prevHash: string,
-  prevHashRaw: Buffer,
   seq: number,
   eventId: string,
   time: number,
   direction: 'c2s' | 's2c',
   msgType: string | undefined,
   data: Uint8Array,
-): Sealed & { hashRaw: Buffer } {
+): Sealed {
   // Keys in canonical (sorted) order: direction, event_id, gateway_id, gateway_version, msg_type,
   // prev_hash, seq, session_id, time, type, version.
   const header =
@@ -112,11 +111,13 @@ export function sealFrame(
   out.set(data, HEADER_OFFSET + headerLength);
   // The hash field's slot holds prev_hash while hashing, so prev ‖ u32 ‖ header ‖ data is one
   // contiguous range and one-shot hashing applies (no Hash object per frame); then the slot gets
-  // the digest.
-  prevHashRaw.copy(out, 2);
-  const digest = oneShotSha256(out.subarray(2));
-  digest.copy(out, 2);
-  return { hash: digest.toString('hex'), hashRaw: digest, bytes: out };
+  // the digest. The digest comes back as hex: the next header needs it as text anyway, and a
+  // Buffer result would cost an ArrayBuffer per frame (a malloc, and external memory that drives
+  // the collector) — on the recorder thread that was the largest single cost after hashing.
+  out.write(prevHash, 2, 32, 'hex');
+  const hash = oneShotSha256Hex(out.subarray(2));
+  out.write(hash, 2, 32, 'hex');
+  return { hash, bytes: out };
 }
 
 /** Constant header fragments of one session's frames, escaped once. */
@@ -138,10 +139,10 @@ export function frameHeaderParts(sessionId: string, gatewayId: string, gatewayVe
 }
 
 /** crypto.hash (Node ≥ 20.12) is a one-shot digest; fall back to a Hash object elsewhere. */
-const cryptoHash = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
-const oneShotSha256: (data: Uint8Array) => Buffer = cryptoHash
-  ? (data) => cryptoHash('sha256', data, 'buffer')
-  : (data) => createHash('sha256').update(data).digest();
+const cryptoHash = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'hex') => string }).hash;
+const oneShotSha256Hex: (data: Uint8Array) => string = cryptoHash
+  ? (data) => cryptoHash('sha256', data, 'hex')
+  : (data) => createHash('sha256').update(data).digest('hex');
 
 function isAscii(s: string): boolean {
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;

@@ -13,7 +13,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { SessionChain } from '@vigil/schemas';
 import type { EventSink } from '../sink.ts';
-import { OP_CLOSE, OP_EVENT, OP_FRAME, OP_OPEN, readBatch } from './wire.ts';
+import { BatchReader, OP_CLOSE, OP_EVENT, OP_FRAME, OP_OPEN } from './wire.ts';
 import type { FromRecorder, ToRecorder } from './protocol.ts';
 
 interface OpenChain {
@@ -56,26 +56,28 @@ export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o
       return;
     }
     try {
-      for (const op of readBatch(m)) {
+      const op = new BatchReader(m);
+      while (op.next()) {
         switch (op.op) {
-          case OP_OPEN:
-            chains.set(op.slot, { sessionId: op.sessionId, chain: new SessionChain(op.sessionId, op.gateway) });
-            break;
           case OP_FRAME: {
             const c = chainOf(op.slot);
             if (!c) refuse(op.slot, 'frame');
             else sink.append(c.sessionId, c.chain.frame(op.direction, op.msgType, op.data, op.time).bytes);
             break;
           }
+          case OP_OPEN:
+            chains.set(op.slot, { sessionId: op.sessionId, chain: new SessionChain(op.sessionId, op.gateway) });
+            break;
           case OP_EVENT: {
+            const { input, reply } = op.event!;
             const c = chainOf(op.slot);
             if (!c) {
-              refuse(op.slot, op.input.type, op.reply);
+              refuse(op.slot, input.type, reply);
               break;
             }
-            const record = c.chain.next(op.input);
-            sink.append(c.sessionId, record.bytes, { type: op.input.type });
-            if (op.reply !== undefined) post({ op: 'sealed', reply: op.reply, seq: record.seq, hash: record.hash, bytes: record.bytes });
+            const record = c.chain.next(input);
+            sink.append(c.sessionId, record.bytes, { type: input.type });
+            if (reply !== undefined) post({ op: 'sealed', reply, seq: record.seq, hash: record.hash, bytes: record.bytes });
             break;
           }
           case OP_CLOSE: {
@@ -94,7 +96,9 @@ export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o
       log.error({ err: (err as Error).message }, 'recorder batch could not be processed');
       post({ op: 'fault', error: { code: 'GW_ERR_RECORDER', message: (err as Error).message } });
     }
-    post({ op: 'processed', id: m.id, bytes: m.length });
+    // Every sealed record copied what it needed out of the batch, so its buffer goes back to the
+    // socket thread for the next batch: no fresh ArrayBuffer per flush on either side.
+    port.postMessage({ op: 'processed', id: m.id, bytes: m.length, buffer: m.buffer } satisfies FromRecorder, [m.buffer]);
   });
 
   return {

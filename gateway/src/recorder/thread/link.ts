@@ -180,6 +180,7 @@ export class RecorderLink extends EventEmitter<EventSinkEvents> implements Recor
     switch (m.op) {
       case 'processed':
         this.inFlight -= m.bytes;
+        if (m.buffer) this.writer.recycle(m.buffer);
         break;
       case 'pressure':
         this.remotePressure = m.on;

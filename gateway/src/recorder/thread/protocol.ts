@@ -12,8 +12,11 @@ export type ToRecorder =
   | { op: 'drain'; id: number };
 
 export type FromRecorder =
-  /** Batch `id` was sealed and handed to the sink (its bytes no longer count as in flight here). */
-  | { op: 'processed'; id: number; bytes: number }
+  /**
+   * Batch `id` was sealed and handed to the sink (its bytes no longer count as in flight here).
+   * `buffer` is the batch's buffer, transferred back for reuse (nothing refers to it any more).
+   */
+  | { op: 'processed'; id: number; bytes: number; buffer?: ArrayBuffer }
   | { op: 'pressure'; on: boolean }
   | { op: 'failure'; error: ErrorInfo }
   | { op: 'drained'; id: number }

@@ -92,6 +92,58 @@ test('frames sealed on the recorder thread are byte-identical to in-thread seali
   p.close();
 });
 
+test('wire: a recycled buffer is reused for the next batch; oversized ones and more than a few are let go', () => {
+  const w = new BatchWriter(1024);
+  w.open(1, 's-1', GW);
+  const first = w.take()!;
+  w.recycle(first.buffer);
+  w.frame(1, 'c2s', 'Q', 1, Buffer.from('x'));
+  assert.notEqual(w.take()!.buffer, first.buffer); // written before the buffer came back
+  w.frame(1, 'c2s', 'Q', 1, Buffer.from('x'));
+  const third = w.take()!;
+  assert.equal(third.buffer, first.buffer, 'the recycled buffer carried the next batch');
+  assert.deepEqual([...readBatch(third)].map((o) => o.op), [OP_FRAME]);
+  w.recycle(new ArrayBuffer(1024 * 1024)); // grown far past the initial size by a burst
+  w.frame(1, 'c2s', 'Q', 2, Buffer.from('y'));
+  assert.equal(w.take()!.buffer.byteLength < 1024 * 1024, true, 'an oversized buffer is not kept');
+  // At most four spares are kept: of six returned, the next six batches reuse four.
+  const returned = Array.from({ length: 6 }, () => new ArrayBuffer(1024));
+  for (const b of returned) w.recycle(b);
+  const carried = new Set<ArrayBuffer>();
+  for (let i = 0; i < 6; i++) {
+    w.frame(1, 'c2s', 'Q', 3, Buffer.from('z'));
+    carried.add(w.take()!.buffer);
+  }
+  assert.equal(returned.filter((b) => carried.has(b)).length, 4);
+});
+
+test('the recorder thread hands each batch buffer back, and frames recorded into reused buffers stay exact', async () => {
+  const { port1, port2 } = new MessageChannel();
+  const out = new MemoryProducer();
+  const host = serveRecorder(port2, new EventSink(out, SINK), quiet);
+  const returned: ArrayBuffer[] = [];
+  port1.on('message', (m: { op: string; buffer?: ArrayBuffer }) => m.op === 'processed' && m.buffer && returned.push(m.buffer));
+  const link = new RecorderLink(port1, LINK);
+  const chain = link.openChain('00000000-0000-4000-8000-0000000000aa', GW);
+  const sent: string[] = [];
+  for (let round = 0; round < 40; round++) {
+    for (let i = 0; i < 5; i++) {
+      const text = `round ${round} message ${i} ${'z'.repeat(round * 7)}`;
+      sent.push(text);
+      chain.frame('c2s', 'Q', Buffer.from(text), 1_795_000_000_000_000 + sent.length);
+    }
+    await new Promise((r) => setTimeout(r, 3)); // a flush per round, so later rounds land in returned buffers
+  }
+  await link.drain();
+  assert.ok(returned.length >= 10, `buffers came back (${returned.length})`);
+  const values = out.records.map((r) => r.value);
+  assert.deepEqual(values.map((v) => Buffer.from((decode(v) as { data: Uint8Array }).data).toString()), sent);
+  assert.equal(verifyChain(values).ok, true);
+  link.close();
+  host.close();
+  port1.close();
+});
+
 test('SessionRecorder through the link: sealedEvent resolves with the record as appended', async () => {
   const out = new MemoryProducer();
   const p = pair(out);

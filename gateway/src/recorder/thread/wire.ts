@@ -42,11 +42,18 @@ export interface WireBatch {
   events: WireEvent[];
 }
 
-/** Appends ops to a growable buffer; `take()` hands the filled buffer over and starts a new one. */
+/** Buffers returned by the recorder thread, kept for reuse (more would only be idle memory). */
+const SPARE_MAX = 4;
+
+/**
+ * Appends ops to a growable buffer; `take()` hands the filled buffer over and starts the next one
+ * in a recycled buffer when one came back (`recycle`), else a fresh one.
+ */
 export class BatchWriter {
   private buf: Buffer;
   private pos = 0;
   private events: WireEvent[] = [];
+  private readonly spare: ArrayBuffer[] = [];
 
   constructor(private readonly initialBytes = 64 * 1024) {
     this.buf = fresh(initialBytes);
@@ -110,10 +117,17 @@ export class BatchWriter {
   take(): WireBatch | undefined {
     if (this.pos === 0) return undefined;
     const batch = { buffer: this.buf.buffer as ArrayBuffer, length: this.pos, events: this.events };
-    this.buf = fresh(Math.max(this.initialBytes, Math.min(this.pos, 4 * 1024 * 1024)));
+    const spare = this.spare.pop();
+    this.buf = spare ? Buffer.from(spare) : fresh(Math.max(this.initialBytes, Math.min(this.pos, 4 * 1024 * 1024)));
     this.pos = 0;
     this.events = [];
     return batch;
+  }
+
+  /** A taken batch's buffer, back from the recorder thread: the next `take()` reuses it. */
+  recycle(buffer: ArrayBuffer): void {
+    // Oversized ones (a burst grew the batch) are let go, so memory shrinks back after it.
+    if (this.spare.length < SPARE_MAX && buffer.byteLength <= 4 * this.initialBytes) this.spare.push(buffer);
   }
 
   private reserve(n: number): void {
@@ -129,49 +143,98 @@ function fresh(size: number): Buffer {
   return Buffer.from(new ArrayBuffer(size));
 }
 
-/** Read a batch's ops in order. Frame data are views into the batch (the sealed record copies them). */
-export function* readBatch(batch: WireBatch): Generator<WireOp> {
-  const b = Buffer.from(batch.buffer, 0, batch.length);
-  let p = 0;
-  while (p < b.length) {
+/** One-letter ASCII msg_types (all of PostgreSQL's) decoded without a string per frame. */
+const ONE_BYTE_TYPE = Array.from({ length: 128 }, (_, i) => String.fromCharCode(i));
+
+/**
+ * Reads a batch's ops in order without an object per op (the recorder thread reads every frame
+ * through this): `next()` advances and sets the fields of the op it reached. Frame `data` is a view
+ * into the batch (the sealed record copies it).
+ */
+export class BatchReader {
+  op = 0;
+  slot = 0;
+  direction: Direction = 'c2s';
+  msgType: string | undefined;
+  time = 0;
+  data: Buffer = EMPTY;
+  /** OP_OPEN */
+  sessionId = '';
+  gateway: GatewayInfo = { gateway_id: '', gateway_version: '' };
+  /** OP_EVENT */
+  event: WireEvent | undefined;
+  private p = 0;
+  private readonly b: Buffer;
+
+  constructor(private readonly batch: WireBatch) {
+    this.b = Buffer.from(batch.buffer, 0, batch.length);
+  }
+
+  next(): boolean {
+    const b = this.b;
+    let p = this.p;
+    if (p >= b.length) return false;
     const op = b[p]!;
-    const slot = b.readUInt32LE(p + 1);
+    this.op = op;
+    this.slot = b.readUInt32LE(p + 1);
     switch (op) {
+      case OP_FRAME: {
+        this.direction = b[p + 5] === 0 ? 'c2s' : 's2c';
+        const typeLen = b[p + 6]!;
+        p += 7;
+        if (typeLen === NO_TYPE) this.msgType = undefined;
+        else {
+          this.msgType = typeLen === 1 && b[p]! < 128 ? ONE_BYTE_TYPE[b[p]!] : b.toString('utf8', p, p + typeLen);
+          p += typeLen;
+        }
+        this.time = b.readDoubleLE(p);
+        const len = b.readUInt32LE(p + 8);
+        this.data = b.subarray(p + 12, p + 12 + len);
+        this.p = p + 12 + len;
+        return true;
+      }
       case OP_OPEN: {
         const len = b.readUInt16LE(p + 5);
         const id = JSON.parse(b.toString('utf8', p + 7, p + 7 + len)) as { session_id: string; gateway_id: string; gateway_version: string };
-        p += 7 + len;
-        yield { op, slot, sessionId: id.session_id, gateway: { gateway_id: id.gateway_id, gateway_version: id.gateway_version } };
-        break;
+        this.sessionId = id.session_id;
+        this.gateway = { gateway_id: id.gateway_id, gateway_version: id.gateway_version };
+        this.p = p + 7 + len;
+        return true;
       }
-      case OP_FRAME: {
-        const direction: Direction = b[p + 5] === 0 ? 'c2s' : 's2c';
-        const typeLen = b[p + 6]!;
-        p += 7;
-        let msgType: string | undefined;
-        if (typeLen !== NO_TYPE) {
-          msgType = b.toString('utf8', p, p + typeLen);
-          p += typeLen;
-        }
-        const time = b.readDoubleLE(p);
-        const len = b.readUInt32LE(p + 8);
-        const data = b.subarray(p + 12, p + 12 + len);
-        p += 12 + len;
-        yield { op, slot, direction, msgType, time, data };
+      case OP_EVENT:
+        this.event = this.batch.events[b.readUInt32LE(p + 5)]!;
+        this.p = p + 9;
+        return true;
+      case OP_CLOSE:
+        this.p = p + 5;
+        return true;
+      default:
+        throw new Error(`recorder batch: unknown op ${op} at ${p}`);
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Read a batch's ops in order, one object each (tests and tools; the recorder thread uses BatchReader). */
+export function* readBatch(batch: WireBatch): Generator<WireOp> {
+  const r = new BatchReader(batch);
+  while (r.next()) {
+    switch (r.op) {
+      case OP_OPEN:
+        yield { op: OP_OPEN, slot: r.slot, sessionId: r.sessionId, gateway: r.gateway };
         break;
-      }
+      case OP_FRAME:
+        yield { op: OP_FRAME, slot: r.slot, direction: r.direction, msgType: r.msgType, time: r.time, data: r.data };
+        break;
       case OP_EVENT: {
-        const e = batch.events[b.readUInt32LE(p + 5)]!;
-        p += 9;
-        yield e.reply === undefined ? { op, slot, input: e.input } : { op, slot, input: e.input, reply: e.reply };
+        const e = r.event!;
+        yield e.reply === undefined ? { op: OP_EVENT, slot: r.slot, input: e.input } : { op: OP_EVENT, slot: r.slot, input: e.input, reply: e.reply };
         break;
       }
       case OP_CLOSE:
-        p += 5;
-        yield { op, slot };
+        yield { op: OP_CLOSE, slot: r.slot };
         break;
-      default:
-        throw new Error(`recorder batch: unknown op ${op} at ${p}`);
     }
   }
 }
