@@ -2,31 +2,20 @@
  * Pipeline end to end against REAL chDB (one data path per test file: chDB binds one per process)
  * with the in-memory EventLog of ingest/src/testing (the local log was not yet committed).
  */
-import { after, before, beforeEach, test } from 'node:test';
+import { beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Topics } from '@vigil/eventlog/types';
-import { applyDdl, openStore, releaseStore } from './store/client.ts';
+import { useChdbStore } from './testing/store.ts';
 import { startIngest, type IngestHandle } from './index.ts';
 import { MemoryEventLog } from './testing/memory-log.ts';
 import { recordSession } from './testing/sessions.ts';
 import * as m from './transforms/decode/pg/fixtures/builders.ts';
 import type { Logger } from './errors.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'vigil-ingest-pipeline-'));
 let store: ClickHouseClient;
 
-before(async () => {
-  store = await openStore({ kind: 'chdb', path: dir });
-  await applyDdl(store);
-});
-after(async () => {
-  await releaseStore(store);
-  rmSync(dir, { recursive: true, force: true });
-});
+useChdbStore('vigil-ingest-pipeline-', (s) => (store = s));
 beforeEach(async () => {
   for (const t of ['sessions', 'events', 'queries']) await store.command({ query: `TRUNCATE TABLE ${t}` });
 });

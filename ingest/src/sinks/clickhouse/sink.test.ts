@@ -1,28 +1,18 @@
 /** ClickHouse sink against REAL chDB (its own data path: one per test file/process). */
-import { after, before, beforeEach, test } from 'node:test';
+import { beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { applyDdl, openStore, releaseStore } from '../../store/client.ts';
+import { openStore, releaseStore } from '../../store/client.ts';
+import { useChdbStore } from '../../testing/store.ts';
 import { IngestError, silentLogger } from '../../errors.ts';
 import { ClickHouseSink } from './sink.ts';
 import { classifyStoreError } from './retry.ts';
 import { chTime, emptyRowBatch, parseChTime, type EventRow, type RowBatch } from './rows.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'vigil-ingest-sink-'));
 let store: ClickHouseClient;
 const opts = { max_batch_rows: 1000, flush_interval_ms: 0, retry_backoff_ms: 5, retry_max_ms: 5_000 };
 
-before(async () => {
-  store = await openStore({ kind: 'chdb', path: dir });
-  await applyDdl(store);
-});
-after(async () => {
-  await releaseStore(store);
-  rmSync(dir, { recursive: true, force: true });
-});
+useChdbStore('vigil-ingest-sink-', (s) => (store = s));
 beforeEach(async () => {
   for (const t of ['sessions', 'events', 'queries']) await store.command({ query: `TRUNCATE TABLE ${t}` });
 });

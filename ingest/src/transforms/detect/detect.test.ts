@@ -2,30 +2,19 @@
  * Every detector fires on its scenario and stays quiet on the benign twin, through the real
  * pipeline (in-memory log → decode → detect → chDB) with baselines read back from chDB.
  */
-import { after, before, beforeEach, test } from 'node:test';
+import { beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Topics } from '@vigil/eventlog/types';
 import { AlertEvent, validateEvent } from '@vigil/schemas';
-import { applyDdl, openStore, releaseStore } from '../../store/client.ts';
+import { useChdbStore } from '../../testing/store.ts';
 import { startIngest } from '../../index.ts';
 import { MemoryEventLog } from '../../testing/memory-log.ts';
 import { loadIngestConfig } from '../../config.ts';
 import { buildSession, type Step, type Who } from './testkit.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'vigil-detect-'));
 let store: ClickHouseClient;
-before(async () => {
-  store = await openStore({ kind: 'chdb', path: dir });
-  await applyDdl(store);
-});
-after(async () => {
-  await releaseStore(store);
-  rmSync(dir, { recursive: true, force: true });
-});
+useChdbStore('vigil-detect-', (s) => (store = s));
 const reset = async () => {
   for (const t of ['sessions', 'events', 'queries', 'alerts', 'detect_facts', 'detect_hourly']) await store.command({ query: `TRUNCATE TABLE ${t}` });
 };

@@ -105,7 +105,7 @@ export class DetectTransform {
     const subs = [...new Set(obs.map((o) => o.s.sub))];
     const groups = [...new Set(obs.flatMap((o) => o.s.groups))];
     const scope = {
-      subs, groups, from_us: obs[0]!.time, lookback_us: config.lookback_days * 86_400e6,
+      subs, groups, from_us: obs[0]!.time, to_us: obs.at(-1)!.time, lookback_us: config.lookback_days * 86_400e6,
       window_us: config.bulk_read.window_s * 1e6, suppression_us: config.suppression_window_s * 1e6,
     };
     const state = await withRetry('read detection baselines', () => loadState(store, scope), retry);

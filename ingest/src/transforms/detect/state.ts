@@ -5,7 +5,10 @@
  * One round of queries per batch, for the identities (and their groups) present in it:
  *   facts     detect_facts        first/last seen of addresses, apps, tables, approvals, denials
  *   baseline  detect_hourly       p95 over past active hours of the hour's largest statement and the hour's rows
- *   window    queries             rows read in the sliding window before the batch
+ *   window    queries             rows read in the sliding window before the batch: one row each
+ *                                 only for statements the batch's window can still slide past, one sum
+ *                                 per identity for the rest (so a busy identity's window does not read
+ *                                 back, and parse, every statement it ran in the last window_s)
  *   last      alerts              last alert per (rule, sub, dedupe key) inside the suppression window
  */
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -17,6 +20,8 @@ export interface BatchScope {
   groups: string[];
   /** Earliest observation time of the batch, µs. */
   from_us: number;
+  /** Latest observation time of the batch, µs (observations are in time order). */
+  to_us: number;
   lookback_us: number;
   window_us: number;
   suppression_us: number;
@@ -42,6 +47,7 @@ export async function loadState(store: ClickHouseClient, scope: BatchScope): Pro
   if (scope.subs.length === 0) return state;
   const principals = [...new Set([...scope.subs, ...scope.groups])];
   const from = chTime(scope.from_us);
+  const cut = Math.min(scope.to_us - scope.window_us, scope.from_us);
   const [facts, baselines, window, last] = await Promise.all([
     rows<{ kind: string; sub: string; value: string; f: string; l: string; n: string }>(
       store,
@@ -58,11 +64,18 @@ export async function loadState(store: ClickHouseClient, scope: BatchScope): Pro
        GROUP BY sub`,
       { subs: scope.subs, lb: chTime(Math.max(0, scope.from_us - scope.lookback_us)), from },
     ),
-    rows<{ sub: string; t: string; rows: string }>(
+    // The window at an observation at t holds rows in (t - window, t]. Over the batch t only grows
+    // up to to_us, so a stored row after `cut` (= to_us - window, at most from) never leaves it:
+    // those come back as one sum per identity, and only rows at or before `cut` one by one.
+    rows<{ sub: string; t: string; n: string }>(
       store,
-      `SELECT sub, toUnixTimestamp64Micro(time) AS t, rows FROM queries
-       WHERE sub IN {subs:Array(String)} AND time > {wf:DateTime64(6)} AND time < {from:DateTime64(6)} AND rows > 0 ORDER BY time`,
-      { subs: scope.subs, wf: chTime(Math.max(0, scope.from_us - scope.window_us)), from },
+      `SELECT sub, toUnixTimestamp64Micro(time) AS t, rows AS n FROM queries
+       WHERE sub IN {subs:Array(String)} AND time > {wf:DateTime64(6)} AND time <= {cut:DateTime64(6)} AND time < {from:DateTime64(6)} AND rows > 0
+       UNION ALL
+       SELECT sub, {stay:Int64} AS t, sum(rows) AS n FROM queries
+       WHERE sub IN {subs:Array(String)} AND time > {cut:DateTime64(6)} AND time < {from:DateTime64(6)} AND rows > 0
+       GROUP BY sub`,
+      { subs: scope.subs, wf: chTime(Math.max(0, scope.from_us - scope.window_us)), cut: chTime(Math.max(0, cut)), from, stay: cut + 1 },
     ),
     rows<{ rule: string; sub: string; dedupe_key: string; t: string }>(
       store,
@@ -80,8 +93,11 @@ export async function loadState(store: ClickHouseClient, scope: BatchScope): Pro
   for (const w of window) {
     let list = state.window.get(w.sub);
     if (!list) state.window.set(w.sub, (list = []));
-    list.push({ time: Number(w.t), rows: Number(w.rows) });
+    list.push({ time: Number(w.t), rows: Number(w.n) });
   }
+  // In time order for the sliding sum; a sum (stamped cut + 1: after every single row, never slid
+  // past in this batch, not after any of the batch's own rows) goes last.
+  for (const list of state.window.values()) list.sort((a, b) => a.time - b.time);
   for (const a of last) state.lastAlert.set(key(a.rule, a.sub, a.dedupe_key), Number(a.t));
   return state;
 }
