@@ -3,7 +3,8 @@
  * runs on the first usable CPU and the log thread (named by id in the log line) on the last, while
  * the ingest thread and Node's pools keep the whole machine; `off` leaves both hot threads
  * unpinned. (chDB pins a few threads of its own, whatever the setting: they are not ours to test.)
- * Also ingest.thread_policy: the ingest thread runs at SCHED_IDLE by default, and not with `normal`.
+ * Also ingest.thread_policy: the ingest thread runs at SCHED_IDLE by default, and not with `normal`;
+ * and the log and ingest threads carry their names (vigil-log, vigil-ingest).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +22,10 @@ function idleThreads(pid: number): number[] {
       const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
       return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3] === '5';
     });
+}
+
+function commOf(pid: number, tid: number): string {
+  return readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
 }
 
 function masks(pid: number): Map<number, string> {
@@ -53,6 +58,11 @@ test('auto: socket thread and log thread pinned apart, the rest of the process u
     const idle = idleThreads(pid);
     assert.ok(idle.length >= 1, 'the ingest thread runs at SCHED_IDLE');
     assert.ok(!idle.includes(pid) && !idle.includes(Number(line[3])), 'the socket and log threads do not');
+    // Named threads (top -H, perf, bench:pg's CPU accounting): the log thread by the id it logged,
+    // and the ingest thread among the SCHED_IDLE ones.
+    assert.equal(commOf(pid, Number(line[3])), 'vigil-log');
+    assert.ok(idle.some((t) => commOf(pid, t) === 'vigil-ingest'), `an idle thread is named vigil-ingest: ${idle.map((t) => commOf(pid, t)).join(' ')}`);
+    assert.notEqual(commOf(pid, pid), 'vigil-log', 'the main thread keeps its own name');
   } finally {
     await vigil.stop();
   }

@@ -12,7 +12,7 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { setPriority } from 'node:os';
-import { threadId, runUtil } from './os-thread.ts';
+import { nameThread, threadId, runUtil } from './os-thread.ts';
 import pino from 'pino';
 import { PortEventLog } from '@vigil/eventlog/port/index';
 import { openStore, applyDdl, releaseStore, type StoreConfig } from '@vigil/ingest/store/client';
@@ -26,6 +26,7 @@ export interface IngestWorkerData {
   logPort: MessagePort;
 }
 
+nameThread('vigil-ingest');
 const data = workerData as IngestWorkerData;
 const logger = pino({ level: data.logLevel, base: { service: 'vigil', component: 'ingest' } });
 try {

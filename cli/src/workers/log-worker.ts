@@ -13,7 +13,7 @@ import { Topics, type EventLog } from '@vigil/eventlog/types';
 import { serveEventLog } from '@vigil/eventlog/port/index';
 import { EventSink } from '@vigil/gateway/recorder/index';
 import { serveRecorder } from '@vigil/gateway/recorder/thread/host';
-import { threadId } from './affinity.ts';
+import { nameThread, threadId } from './os-thread.ts';
 
 export interface LogWorkerData {
   log: EventLogConfig;
@@ -26,6 +26,7 @@ export interface LogWorkerData {
 export type ToLogWorker = { op: 'serve'; port: MessagePort } | { op: 'stop' };
 export type FromLogWorker = { op: 'started'; tid?: number } | { op: 'start_failed'; code?: string; message: string } | { op: 'stopped' };
 
+nameThread('vigil-log');
 const data = workerData as LogWorkerData;
 const logger = pino({ level: data.logLevel, base: { service: 'vigil', component: 'log' } });
 const post = (m: FromLogWorker) => parentPort!.postMessage(m);
