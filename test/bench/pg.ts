@@ -13,11 +13,18 @@
  *              every result row
  *   node-relay pgbench → a bare Node.js TCP relay (test/bench/node-relay.ts: pipe, nothing parsed or
  *              recorded) → PostgreSQL: the ceiling of a Node data path on this machine
+ * Beside throughput, each proxy's CPU time per transaction over the same runs (test/bench/cpu.ts):
+ * pgbouncer and the relay as a whole, Vigil split by thread (socket, log, ingest, other).
  * Workloads: `-S` (select-only) and the default TPC-B-like script. Each (workload, path) pair runs
  * BENCH_ROUNDS times interleaved (direct, pgbouncer, vigil, direct, …) so machine noise hits all
  * paths alike; the median TPS is reported with the ratios vigil/pgbouncer and vigil/direct.
  *
- * Env: BENCH_SECONDS (default 10), BENCH_CLIENTS (4), BENCH_ROUNDS (3), BENCH_SCALE (10).
+ * Each path runs alone: during its pgbench run every other proxy process is stopped (SIGSTOP, then
+ * SIGCONT), because idle is not silent — an embedded ClickHouse engine keeps background threads
+ * busy (asynchronous metrics, merges after a landing, system-log flushes), ingest polls its log,
+ * and that load would fall on whichever path ran next (BENCH_ISOLATE=0 runs them all side by side).
+ * A Vigil process's own background work still runs during its own runs and is counted in them.
+ * Env: BENCH_SECONDS (default 10), BENCH_CLIENTS (4), BENCH_ROUNDS (3), BENCH_SCALE (10), BENCH_ISOLATE (1).
  * Needs pgbench and pgbouncer (Debian packages postgresql-client / pgbouncer; .ci/run installs them).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -26,11 +33,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startVigil, freePort } from '../support/vigil-process.ts';
+import { cpuSeconds, perTransactionUs, sampleCpu, type CpuRoles } from './cpu.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 10);
+const ISOLATE = process.env.BENCH_ISOLATE !== '0';
 const DB = 'vigil_bench';
 
 function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
@@ -42,13 +51,22 @@ function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
 interface Result {
   tps: number;
   latency_ms: number;
+  /** The proxy's CPU µs per transaction by role (absent for direct). */
+  cpu?: CpuRoles;
 }
 
-function pgbench(conn: { host: string; port: number; user: string; db: string; password?: string }, selectOnly: boolean): Promise<Result> {
+/** The process whose CPU a path's runs are charged to; `split` = a Vigil process (by thread). */
+interface Proxy {
+  pid: number;
+  split: boolean;
+}
+
+function pgbench(conn: { host: string; port: number; user: string; db: string; password?: string }, selectOnly: boolean, proxy?: Proxy): Promise<Result> {
   const args = ['-h', conn.host, '-p', String(conn.port), '-U', conn.user, '-c', String(CLIENTS), '-j', String(Math.min(CLIENTS, 2)), '-T', String(SECONDS), '-n'];
   if (selectOnly) args.push('-S');
   args.push(conn.db);
   return new Promise((resolve, reject) => {
+    const before = proxy && sampleCpu(proxy.pid);
     const child = spawn('pgbench', args, { env: { ...process.env, PGPASSWORD: conn.password ?? '' } });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -56,13 +74,16 @@ function pgbench(conn: { host: string; port: number; user: string; db: string; p
     child.on('exit', (code) => {
       const tps = /tps = ([\d.]+)/.exec(out);
       const lat = /latency average = ([\d.]+) ms/.exec(out);
-      if (code !== 0 || !tps || !lat) return reject(new Error(`pgbench failed (${code}):\n${out}`));
-      resolve({ tps: Number(tps[1]), latency_ms: Number(lat[1]) });
+      const done = /number of transactions actually processed: (\d+)/.exec(out);
+      if (code !== 0 || !tps || !lat || !done) return reject(new Error(`pgbench failed (${code}):\n${out}`));
+      const result: Result = { tps: Number(tps[1]), latency_ms: Number(lat[1]) };
+      if (proxy) result.cpu = perTransactionUs(cpuSeconds(proxy.pid, before!, sampleCpu(proxy.pid), proxy.split), Number(done[1]));
+      resolve(result);
     });
   });
 }
 
-async function startPgbouncer(): Promise<{ port: number; stop(): void }> {
+async function startPgbouncer(): Promise<{ port: number; pid: number; stop(): void }> {
   const dir = mkdtempSync(join(tmpdir(), 'pgbouncer-'));
   chmodSync(dir, 0o777);
   const port = await freePort();
@@ -84,14 +105,49 @@ pidfile = ${join(dir, 'pgbouncer.pid')}
 unix_socket_dir =
 `,
   );
-  // pgbouncer refuses to run as root.
-  const child = spawn('runuser', ['-u', 'postgres', '--', 'pgbouncer', join(dir, 'pgbouncer.ini')], { stdio: 'ignore' });
+  // pgbouncer refuses to run as root: it runs as the postgres OS user, started directly (not via
+  // runuser, which forks, does not pass SIGTERM on, and stops itself when its child is stopped), so
+  // the child's pid is pgbouncer's own and SIGSTOP/SIGCONT/SIGTERM reach it alone.
+  const child = spawn('pgbouncer', [join(dir, 'pgbouncer.ini')], { stdio: 'ignore', uid: osUserId('-u'), gid: osUserId('-g') });
   for (let i = 0; i < 100; i++) {
     const r = spawnSync('pg_isready', ['-h', '127.0.0.1', '-p', String(port), '-q']);
     if (r.status === 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { port, stop: () => child.kill('SIGTERM') };
+  return { port, pid: child.pid!, stop: () => child.kill('SIGTERM') };
+}
+
+/** The postgres OS user's uid (`-u`) or gid (`-g`). */
+function osUserId(flag: '-u' | '-g'): number {
+  return Number(sh('id', [flag, 'postgres']).trim());
+}
+
+/** Run `fn` with every proxy process but `name`'s stopped (when ISOLATE), resuming them after. */
+async function isolated<T>(name: string, proxies: Record<string, Proxy>, fn: () => Promise<T>): Promise<T> {
+  const others = ISOLATE ? Object.entries(proxies).filter(([k]) => k !== name).map(([, p]) => p) : [];
+  for (const p of others) process.kill(p.pid, 'SIGSTOP');
+  try {
+    return await fn();
+  } finally {
+    resumeAll(others);
+  }
+}
+
+function resumeAll(proxies: Proxy[]): void {
+  for (const p of proxies) {
+    try {
+      process.kill(p.pid, 'SIGCONT');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Per-role medians of the runs' CPU per transaction (roles taken separately). */
+function cpuMedians(rs: Result[]): { cpu_us_per_tx?: CpuRoles } {
+  if (!rs[0]?.cpu) return {};
+  const roles = Object.keys(rs[0].cpu);
+  return { cpu_us_per_tx: Object.fromEntries(roles.map((k) => [k, Math.round(median(rs.map((r) => r.cpu![k]!)) * 10) / 10])) };
 }
 
 function median(xs: number[]): number {
@@ -111,6 +167,28 @@ async function main(): Promise<void> {
   const gatewayOnly = await startVigil({ command: 'gateway' });
   const policyFile = fileURLToPath(new URL('./policy.yaml', import.meta.url));
   const governed = await startVigil({ config: { gateway: { id: 'gw-bench-policy', policy_file: policyFile } } });
+  const proxies: Record<string, Proxy> = {
+    pgbouncer: { pid: bouncer.pid, split: false },
+    vigil: { pid: vigil.child.pid!, split: true },
+    'vigil+policy': { pid: governed.child.pid!, split: true },
+    'vigil-gw': { pid: gatewayOnly.child.pid!, split: true },
+    'node-relay': { pid: relay.pid, split: false },
+  };
+  // Interrupted mid-run (Ctrl-C): no proxy may be left stopped, nor running on without the bench.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      const all = Object.values(proxies);
+      resumeAll(all);
+      for (const p of all) {
+        try {
+          process.kill(p.pid, 'SIGTERM');
+        } catch {
+          // Already gone.
+        }
+      }
+      process.exit(130);
+    });
+  }
   try {
     const token = await vigil.token('bench', { ttl: '2h', groups: ['analyst', 'app'] });
     const gatewayOnlyToken = await gatewayOnly.token('bench', { ttl: '2h', groups: ['analyst', 'app'] });
@@ -132,13 +210,13 @@ async function main(): Promise<void> {
     // Ingest catch-up: sessions each full Vigil has run so far, and how long the last run took to land.
     const landed = { vigil: { api: vigil.apiPort, token: reader, sessions: 0 }, 'vigil+policy': { api: governed.apiPort, token: governedReader, sessions: 0 } };
     const catchUp: Record<string, number[]> = { vigil: [], 'vigil+policy': [] };
-    const report: Record<string, Record<string, { tps: number; latency_ms: number; runs: number[] }>> = {};
-    console.log(`pgbench: ${CLIENTS} clients, ${SECONDS} s per run, ${ROUNDS} interleaved rounds, scale ${SCALE}`);
+    const report: Record<string, Record<string, { tps: number; latency_ms: number; runs: number[]; cpu_us_per_tx?: CpuRoles }>> = {};
+    console.log(`pgbench: ${CLIENTS} clients, ${SECONDS} s per run, ${ROUNDS} interleaved rounds, scale ${SCALE}, ${ISOLATE ? 'each path alone (the other proxies stopped during its runs)' : 'all proxies running side by side'}`);
     for (const w of workloads) {
       const runs: Record<string, Result[]> = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));
       for (let round = 0; round < ROUNDS; round++) {
         for (const [name, conn] of Object.entries(paths)) {
-          const r = await pgbench(conn, w.selectOnly);
+          const r = await isolated(name, proxies, () => pgbench(conn, w.selectOnly, proxies[name]));
           runs[name]!.push(r);
           let landing = '';
           const l = landed[name as keyof typeof landed];
@@ -152,7 +230,7 @@ async function main(): Promise<void> {
         }
       }
       report[w.name] = Object.fromEntries(
-        Object.entries(runs).map(([k, rs]) => [k, { tps: median(rs.map((r) => r.tps)), latency_ms: median(rs.map((r) => r.latency_ms)), runs: rs.map((r) => Math.round(r.tps)) }]),
+        Object.entries(runs).map(([k, rs]) => [k, { tps: median(rs.map((r) => r.tps)), latency_ms: median(rs.map((r) => r.latency_ms)), runs: rs.map((r) => Math.round(r.tps)), ...cpuMedians(rs) }]),
       );
     }
     console.log('\nmedian TPS / average latency, and ratios (same run):');
@@ -164,10 +242,22 @@ async function main(): Promise<void> {
           `${(r.vigil!.tps / r.pgbouncer!.tps).toFixed(2).padStart(15)}  ${(r['vigil-gw']!.tps / r.pgbouncer!.tps).toFixed(2).padStart(18)}  ${(r.vigil!.tps / r.direct!.tps).toFixed(2).padStart(12)}  ${(r['vigil+policy']!.tps / r.vigil!.tps).toFixed(2).padStart(32)}  ${(r['node-relay']!.tps / r.pgbouncer!.tps).toFixed(2).padStart(20)}`,
       );
     }
+    console.log('\nproxy CPU per transaction, µs (medians of the same runs; Vigil by thread: socket / log / ingest / other):');
+    for (const [name, r] of Object.entries(report)) {
+      const parts = Object.entries(r)
+        .filter(([, x]) => x.cpu_us_per_tx)
+        .map(([path, x]) => {
+          const c = x.cpu_us_per_tx!;
+          const split = c.socket === undefined ? '' : ` (${[c.socket, c.log, c.ingest, c.other].map((v) => v!.toFixed(1)).join(' / ')})`;
+          return `${path} ${c.total!.toFixed(1)}${split}`;
+        });
+      console.log(`  ${name.padEnd(18)} ${parts.join('; ')}`);
+    }
     console.log(`\ningest catch-up after a run (s, every run in order): vigil ${catchUp.vigil!.map((s) => s.toFixed(1)).join(', ')}; vigil+policy ${catchUp['vigil+policy']!.map((s) => s.toFixed(1)).join(', ')}`);
     mkdirSync('bench-results', { recursive: true });
-    writeFileSync('bench-results/pg.json', JSON.stringify({ date: new Date().toISOString(), clients: CLIENTS, seconds: SECONDS, rounds: ROUNDS, scale: SCALE, report, ingest_catch_up_s: catchUp }, null, 2));
+    writeFileSync('bench-results/pg.json', JSON.stringify({ date: new Date().toISOString(), clients: CLIENTS, seconds: SECONDS, rounds: ROUNDS, scale: SCALE, isolate: ISOLATE, report, ingest_catch_up_s: catchUp }, null, 2));
   } finally {
+    resumeAll(Object.values(proxies));
     await vigil.stop();
     await gatewayOnly.stop();
     await governed.stop();
@@ -198,7 +288,7 @@ async function waitLanded(apiPort: number, token: string, expected: number): Pro
 }
 
 /** The bare Node relay in a process of its own (not on this driver's event loop). */
-async function startNodeRelay(): Promise<{ port: number; stop(): void }> {
+async function startNodeRelay(): Promise<{ port: number; pid: number; stop(): void }> {
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./node-relay.ts', import.meta.url)), '5432'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
@@ -209,7 +299,7 @@ async function startNodeRelay(): Promise<{ port: number; stop(): void }> {
     });
     child.once('exit', (code) => reject(new Error(`node relay exited ${code}`)));
   });
-  return { port, stop: () => child.kill('SIGTERM') };
+  return { port, pid: child.pid!, stop: () => child.kill('SIGTERM') };
 }
 
 await main();
