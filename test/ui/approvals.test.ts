@@ -3,23 +3,22 @@
  * `require_approval` rule holds at the gateway; the signed-in admin (in group vigil-admins, an
  * approver group of the rule) sees it in the inbox with who, what, target, rule and a countdown,
  * approves it with a reason, and the waiting psql completes. A second one is denied and psql fails.
- * Screenshot: docs/screenshots/approvals.png.
+ * Screenshot: approvals.png (into docs/screenshots/ with VIGIL_UPDATE_SCREENSHOTS=1; browser.ts).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Page } from 'playwright-core';
 import { startVigil, type VigilProcess } from '../support/vigil-process.ts';
 import { psql } from '../support/pg-clients.ts';
 import { ensureBuilt } from '@vigil/replay-ui/web/build';
-import { adminPassword, launchChromium, signIn, type Browser } from './browser.ts';
+import { adminPassword, launchChromium, signIn, type Browser, screenshotDir } from './browser.ts';
 
-const SHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+const SHOTS = screenshotDir();
 const TABLE = `vigil_ui_appr_${randomBytes(4).toString('hex')}`;
 
 let vigil: VigilProcess;
@@ -49,7 +48,6 @@ before(async () => {
   browser = await launchChromium();
   page = await browser.context.newPage();
   await signIn(page, api, adminPassword(vigil.output()));
-  mkdirSync(SHOTS, { recursive: true });
 });
 
 after(async () => {

@@ -2,9 +2,10 @@
  * Debian Chromium driven by playwright-core (no browser download): headless, sandbox off (tests may
  * run as root), no network chatter of its own, and a fresh profile per launch.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext } from 'playwright-core';
 
 export const CHROMIUM = process.env.VIGIL_CHROMIUM ?? '/usr/bin/chromium';
@@ -19,6 +20,20 @@ export const CHROMIUM_FLAGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
+
+/**
+ * Where the browser tests put their screenshots: docs/screenshots/ (shown in the README) when
+ * VIGIL_UPDATE_SCREENSHOTS=1, else a temporary folder, so an ordinary test run (CI's too) leaves the
+ * work tree as it found it; every screenshot is still taken either way.
+ */
+export function screenshotDir(): string {
+  if (process.env.VIGIL_UPDATE_SCREENSHOTS === '1') {
+    const docs = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+    mkdirSync(docs, { recursive: true });
+    return docs;
+  }
+  return mkdtempSync(join(tmpdir(), 'vigil-screenshots-'));
+}
 
 export interface Browser {
   context: BrowserContext;

@@ -3,22 +3,22 @@
  * ingest, API serving the built UI), real PostgreSQL traffic through the gateway, then a user who
  * signs in with the printed admin password, finds the session by a statement it ran, opens it and
  * sees every statement with its verdict (one blocked by the policy), and looks at the activity
- * charts. Screenshots of the main views go to docs/screenshots/ (shown in the README).
+ * charts. Screenshots of the main views go to docs/screenshots/ (shown in the README) with
+ * VIGIL_UPDATE_SCREENSHOTS=1, else to a temporary folder (browser.ts).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Page } from 'playwright-core';
 import { startVigil, type VigilProcess } from '../support/vigil-process.ts';
 import { ensureBuilt } from '@vigil/replay-ui/web/build';
-import { launchChromium, type Browser } from './browser.ts';
+import { launchChromium, type Browser, screenshotDir } from './browser.ts';
 
-const SHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+const SHOTS = screenshotDir();
 const MARKER = `vigil_ui_${randomBytes(4).toString('hex')}`;
 
 let vigil: VigilProcess;
@@ -89,7 +89,6 @@ before(async () => {
   });
   browser = await launchChromium();
   page = await browser.context.newPage();
-  mkdirSync(SHOTS, { recursive: true });
 });
 
 after(async () => {

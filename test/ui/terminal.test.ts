@@ -5,22 +5,21 @@
  * by a command it ran, opens it at a given time and reads the rendered screen, plays it to the end,
  * seeks back and forward (seek bar, command list, keyboard); follows a second, still-open session
  * live while commands are typed into it; opens the alert and lands in the replay at its moment.
- * Screenshots go to docs/screenshots/ (shown in the README).
+ * Screenshots go to docs/screenshots/ (shown in the README) with VIGIL_UPDATE_SCREENSHOTS=1, else to
+ * a temporary folder (browser.ts).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import ssh2, { type ClientChannel } from 'ssh2';
 import type { Page } from 'playwright-core';
 import { startVigil, freePort, type VigilProcess } from '../support/vigil-process.ts';
 import { startSshd, TEST_USER, type Sshd } from '@vigil/gateway/protocols/ssh/testkit';
 import { ensureBuilt } from '@vigil/replay-ui/web/build';
-import { adminPassword, launchChromium, type Browser, signIn } from './browser.ts';
+import { adminPassword, launchChromium, type Browser, signIn, screenshotDir } from './browser.ts';
 
-const SHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+const SHOTS = screenshotDir();
 const MARKER = `vigilterm${randomBytes(3).toString('hex')}`;
 
 let sshd: Sshd;
@@ -159,7 +158,6 @@ before(async () => {
 
   browser = await launchChromium();
   page = await browser.context.newPage();
-  mkdirSync(SHOTS, { recursive: true });
 });
 
 after(async () => {

@@ -70,8 +70,10 @@ before(async () => {
   await until(() => text().includes('400\r\n'), 'seq');
   ch.write('clear; echo after-clear\r');
   await until(() => /after-clear[\s\S]*\$ $/.test(text()), 'clear');
-  ch.write('seq 1000 1300\r');
-  await until(() => text().includes('1300\r\n'), 'seq 2');
+  // Three bursts of 1.2 KB apart in time: each is its own output event over the 512-byte snapshot
+  // step, so there are several snapshots however sshd happens to chunk the output.
+  ch.write('for i in 1 2 3; do seq 1000 1200; sleep 0.2; done; echo bursts-$((1+2))\r');
+  await until(() => text().includes('bursts-3\r\n'), 'bursts');
   const closed = new Promise<void>((r) => ch.once('close', () => r()));
   ch.write('exit\r');
   await closed;
@@ -134,7 +136,7 @@ test('the frame: PTY size, command markers in order, a duration, several snapsho
   assert.ok(info.duration_us > 0);
   assert.ok(info.snapshots >= 3, `snapshots: ${info.snapshots}`);
   const labels = info.markers.map((m) => m.label);
-  const want = ["printf '\\033[1;32mgreen\\033[0m héllo ✓\\n'", 'seq 1 400', 'clear; echo after-clear', 'seq 1000 1300', 'exit'];
+  const want = ["printf '\\033[1;32mgreen\\033[0m héllo ✓\\n'", 'seq 1 400', 'clear; echo after-clear', 'for i in 1 2 3; do seq 1000 1200; sleep 0.2; done; echo bursts-$((1+2))', 'exit'];
   assert.deepEqual(labels, want);
   for (let i = 1; i < info.markers.length; i++) assert.ok(info.markers[i]!.t_us >= info.markers[i - 1]!.t_us);
 });
@@ -149,7 +151,8 @@ test('paging by seq serves every output row once, in order, and no input row', a
   for (let i = 1; i < small.length; i++) assert.ok(small[i]!.seq >= small[i - 1]!.seq);
   const out = Buffer.concat(small.filter((e) => e.code === 'o').map((e) => Buffer.from(e.data, 'base64'))).toString();
   assert.match(out, /héllo ✓/);
-  assert.match(out, /1300/);
+  assert.match(out, /1200\r\n1000\r\n/, 'the bursts follow one another');
+  assert.match(out, /bursts-3/);
 });
 
 test('seek: nearest snapshot + the events after it render the same screen as playing from the start', async () => {
@@ -193,7 +196,8 @@ test('no recording: 404; roles: an approver may not replay; no token: 401', asyn
 
 /** Read server-sent events until `until` says stop. */
 async function sse(url: string, stopWhen: (events: { event: string; data: any }[]) => boolean, onEvent?: (e: { event: string; data: any }) => Promise<void>) {
-  const res = await fetch(url, { headers: { authorization: `Bearer ${tokens.analyst}` } });
+  // A stream that never ends fails this test in 30 s instead of hanging the file.
+  const res = await fetch(url, { headers: { authorization: `Bearer ${tokens.analyst}` }, signal: AbortSignal.timeout(30_000) });
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
   const reader = res.body!.getReader();
@@ -222,7 +226,12 @@ async function sse(url: string, stopWhen: (events: { event: string; data: any }[
 test('live: catches up from the latest snapshot, streams rows as they are stored, ends with the session', async () => {
   const live = `live-${randomUUID()}`;
   const src = rows.terminal.filter((r) => r.channel === 0);
-  const half = Math.floor(src.length / 2);
+  // Split where the stored half ends with output after its latest snapshot, so the catch-up sends
+  // rows (not only the snapshot) before the rest is stored.
+  const lastSnapBefore = (seq: number) => Math.max(-1, ...rows.terminal_snapshots.filter((s) => s.seq < seq).map((s) => s.seq));
+  let half = Math.floor(src.length / 2);
+  while (half < src.length - 1 && !src.slice(0, half).some((r) => r.code !== 'i' && r.seq > lastSnapBefore(src[half]!.seq))) half++;
+  assert.ok(half < src.length - 1, 'a split with output after the snapshot');
   const as = <T extends { session_id: string }>(r: T): T => ({ ...r, session_id: live });
   await store.insert({ table: 'sessions', format: 'JSONEachRow', values: [{ session_id: live, version: 1, started_at: src[0]!.time, sub: 'term-user', target_id: 'web-1', protocol: 'ssh', gateway_id: 'gw' }] });
   await store.insert({ table: 'terminal', values: src.slice(0, half).map(as), format: 'JSONEachRow' });
@@ -233,6 +242,7 @@ test('live: catches up from the latest snapshot, streams rows as they are stored
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
   let added = false;
   const events = await sse(`${base}/api/sessions/${live}/terminal/live`, (ev) => ev.some((e) => e.event === 'end'), async (e) => {
+    // The catch-up's first rows are out: the rest is stored while the stream is open.
     if (e.event === 'events' && !added) {
       added = true;
       // The rest of the recording and the end arrive while the stream is open.
