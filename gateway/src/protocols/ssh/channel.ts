@@ -19,6 +19,7 @@ import { LineEditor } from './line-editor.ts';
 import { SftpObserver, type FileOp } from './sftp.ts';
 import { ScpObserver, scpMode } from './scp.ts';
 import type { SshSession } from './ssh-session.ts';
+import type { GatewayErrorCode } from '../../errors.ts';
 
 type RequestFields = Omit<SshRequest, 'type' | 'version' | 'channel' | 'direction' | 'request' | 'accepted' | keyof BaseEnvelope>;
 type BaseEnvelope = Pick<SshRequest, 'event_id' | 'time' | 'session_id' | 'seq' | 'prev_hash' | 'hash' | 'gateway_id' | 'gateway_version'>;
@@ -30,15 +31,28 @@ const ENV_VALUE_CLIP = 1024;
 const SECRET_ENV = /pass|secret|token|key|cred|auth/i;
 /** Exit status when the gateway refuses an exec command (as a shell does for "cannot execute"). */
 export const BLOCKED_EXIT_STATUS = 126;
-/** After a dropped line, at most this long before typed input goes on (if the shell stays silent). */
-const DROP_SETTLE_MS = 1500;
 /**
- * …and the quiet time after the target's answer that counts as "the shell is ready". 40 ms was
- * too short on a loaded machine: the tty's ^C echo came, then a gap longer than 40 ms before bash
- * had reset its line, and the keys released in that gap were lost (the tmux and ssh2 shell tests
- * failed about one full-suite run in three). A blocked line is rare; 150 ms more is not noticed.
+ * A dropped line is abandoned by sending the shell Ctrl-C; typed input waits until the shell shows
+ * its fresh prompt: output with a line break and then text (bash answers Ctrl-C with "^C", a
+ * newline, then the prompt of a new readline call with an empty line). Two races in bash make this
+ * necessary:
+ *  - keys that reach the tty with the Ctrl-C are read by readline before bash abandons the line,
+ *    and the dropped text then runs with them appended;
+ *  - a SIGINT that arrives while readline is still busy with the line's keys (not blocked in read)
+ *    is handled without abandoning the line: readline echoes "^C" and redraws the line as it was.
+ * Both were seen as the "shell alive" test flake, and both are ways around a block. So the Ctrl-C
+ * goes once the shell has been quiet for DROP_IDLE_MS (done echoing the line), and again after each
+ * DROP_RETRY_MS of quiet without a line break (an idle readline abandons the line). DROP_QUIET_MS
+ * of quiet after the prompt lets a prompt written in pieces finish.
+ *
+ * No fresh prompt within DROP_SETTLE_MS (a shell that ignores SIGINT, `trap '' INT`, keeps the
+ * line): the line may still be in the shell's buffer and the next Enter would run it, so the
+ * channel is closed (fail closed, GW_ERR_SSH_LINE_NOT_DISCARDED).
  */
-const DROP_QUIET_MS = 150;
+const DROP_SETTLE_MS = 5000;
+const DROP_IDLE_MS = 30;
+const DROP_RETRY_MS = 150;
+const DROP_QUIET_MS = 40;
 
 function clip(s: string, n: number): string {
   return s.length > n ? s.slice(0, n) : s;
@@ -71,8 +85,8 @@ export class SessionChannel {
   /** Shell input that arrived while a line waits for approval (processed, in order, after it). */
   private pendingInput: Buffer[] = [];
   private lineWaiting = false;
-  /** Called (once) on the target's next output: a dropped line's Ctrl-C has been handled. */
-  private onTargetOutput: (() => void) | undefined;
+  /** Sees the target's output while a dropped line's Ctrl-C is being handled (see waitForShell). */
+  private onTargetOutput: ((d: Buffer) => void) | undefined;
 
   constructor(
     private readonly session: SshSession,
@@ -316,7 +330,7 @@ export class SessionChannel {
     });
     up.on('data', (d: Buffer) => {
       s.recorder.frame('s2c', this.dataType, d);
-      if (this.onTargetOutput) queueMicrotask(this.onTargetOutput);
+      this.onTargetOutput?.(d);
       if (this.sftp) this.sftp.push('s2c', d);
       if (this.scp) this.scp.push('s2c', d);
       if (!client.write(d)) this.hold(up, client);
@@ -383,67 +397,98 @@ export class SessionChannel {
           .wait(ask, (id, timeout_s) => this.notice(`\r\nvigil: this command needs approval under policy rule "${ask.rule_id}" (approval ${id}); waiting up to ${timeout_s} s for a decision\r\n`))
           .then((r) => {
             if (this.closed) return;
-            if (r.outcome === 'approved') up.write(d.subarray(ev.enter, ev.end));
-            else this.dropLine(notApprovedMessage(r, ask, r.approval_id, 'command'), up);
-            this.lineWaiting = false;
-            this.client?.resume();
-            this.forwardLines(d, lines, i + 1, ev.end, up);
-            while (!this.lineWaiting && this.pendingInput.length > 0) this.forwardEdited(this.pendingInput.shift()!, up);
+            if (r.outcome !== 'approved') return this.dropLine(notApprovedMessage(r, ask, r.approval_id, 'command'), up, d, lines, i + 1, ev.end);
+            up.write(d.subarray(ev.enter, ev.end));
+            this.resumeLines(d, lines, i + 1, ev.end, up);
           });
         return;
       }
       pos = ev.end;
       // The Enter never reaches the target.
       s.blocked({ channel: this.n, protocol_kind: 'ssh_shell', statement: ev.line, message: verdict.message, rule_id: dec.rule_id, action: dec.action, reason: dec.reason });
-      ok = this.dropLine(verdict.message, up) && ok;
-      // Keystrokes typed right after must not reach the shell before it has handled the Ctrl-C (it
-      // would append them to the dropped line): wait for the shell's next output (its fresh
-      // prompt), or a short while, before going on.
-      this.lineWaiting = true;
-      this.client?.pause();
-      const rest = i + 1;
-      const from = pos;
-      this.waitForShell(() => {
-        this.lineWaiting = false;
-        this.client?.resume();
-        this.forwardLines(d, lines, rest, from, up);
-        while (!this.lineWaiting && this.pendingInput.length > 0) this.forwardEdited(this.pendingInput.shift()!, up);
-      });
       if (!ok && this.client) this.hold(this.client, up);
+      this.dropLine(verdict.message, up, d, lines, i + 1, pos);
       return;
     }
     if (pos < d.length) ok = up.write(pos === 0 ? d : d.subarray(pos)) && ok;
     if (!ok && this.client) this.hold(this.client, up);
   }
 
+  /** Go on with lines `from…` of chunk `d` (bytes before `pos` handled), then with input held meanwhile. */
+  private resumeLines(d: Buffer, lines: ReturnType<LineEditor['push']>, from: number, pos: number, up: ClientChannel): void {
+    this.lineWaiting = false;
+    this.client?.resume();
+    this.forwardLines(d, lines, from, pos, up);
+    while (!this.lineWaiting && this.pendingInput.length > 0) this.forwardEdited(this.pendingInput.shift()!, up);
+  }
+
   /**
-   * Run `then` once the target has answered and gone quiet for DROP_QUIET_MS (the tty echoes ^C at
-   * once, the shell's fresh prompt follows), or after DROP_SETTLE_MS at most.
+   * A line that does not run: Ctrl-C makes a readline shell drop it and print a fresh prompt; the
+   * notice says why. Everything typed after it waits for that prompt (see DROP_SETTLE_MS), then
+   * lines `from…` of `d` go on.
    */
-  private waitForShell(then: () => void): void {
+  private dropLine(message: string, up: ClientChannel, d: Buffer, lines: ReturnType<LineEditor['push']>, from: number, pos: number): void {
+    this.notice(`\r\nvigil: ${message}\r\n`);
+    this.lineWaiting = true;
+    this.client?.pause();
+    const interrupt = (): void => {
+      const b = Buffer.from([0x03]);
+      this.session.recorder.frame('c2s', `VIGIL_INJECT/${this.n}`, b);
+      up.write(b);
+    };
+    this.waitForPrompt(
+      interrupt,
+      () => this.resumeLines(d, lines, from, pos, up),
+      () => {
+        this.notice('\r\nvigil: the shell did not discard the blocked line (no fresh prompt after Ctrl-C); closing this shell\r\n');
+        this.close('policy', { code: 'GW_ERR_SSH_LINE_NOT_DISCARDED', reason: 'the shell did not discard a blocked line (no fresh prompt after Ctrl-C)' });
+      },
+    );
+  }
+
+  /**
+   * `interrupt` once the shell has been quiet for DROP_IDLE_MS (done echoing the line: an idle
+   * readline abandons it), again after each DROP_RETRY_MS of quiet without a line break; `ready`
+   * once the shell shows its fresh prompt (a line break, then text, then DROP_QUIET_MS of quiet);
+   * `failed` if it has not within DROP_SETTLE_MS.
+   */
+  private waitForPrompt(interrupt: () => void, ready: () => void, failed: () => void): void {
     let done = false;
-    let quiet: NodeJS.Timeout | undefined;
-    const go = (): void => {
+    let interrupted = false;
+    let prompted = false;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (then: () => void): void => {
       if (done) return;
       done = true;
       clearTimeout(cap);
-      clearTimeout(quiet);
+      clearTimeout(idleCap);
+      clearTimeout(timer);
       this.onTargetOutput = undefined;
       if (!this.closed) then();
     };
-    const cap = setTimeout(go, DROP_SETTLE_MS);
-    this.onTargetOutput = () => {
-      clearTimeout(quiet);
-      quiet = setTimeout(go, DROP_QUIET_MS);
+    const retry = (): void => {
+      if (done || this.closed) return;
+      clearTimeout(idleCap);
+      interrupted = true;
+      interrupt();
+      timer = setTimeout(retry, DROP_RETRY_MS);
     };
-  }
-
-  /** A line that does not run: Ctrl-C makes a readline shell drop it and print a fresh prompt; the notice says why. */
-  private dropLine(message: string, up: ClientChannel): boolean {
-    this.notice(`\r\nvigil: ${message}\r\n`);
-    const inject = Buffer.from([0x03]);
-    this.session.recorder.frame('c2s', `VIGIL_INJECT/${this.n}`, inject);
-    return up.write(inject);
+    const cap = setTimeout(() => finish(failed), DROP_SETTLE_MS);
+    // A shell that never stops printing still gets its Ctrl-C.
+    const idleCap = setTimeout(() => interrupted || (clearTimeout(timer), retry()), DROP_RETRY_MS * 3);
+    this.onTargetOutput = (out) => {
+      clearTimeout(timer);
+      if (!interrupted) return void (timer = setTimeout(retry, DROP_IDLE_MS));
+      if (!prompted) {
+        const nl = out.lastIndexOf(0x0a);
+        // "^C" echoed, or the line redrawn: the shell has not abandoned the line (yet)
+        if (nl < 0) return void (timer = setTimeout(retry, DROP_RETRY_MS));
+        prompted = true;
+        if (nl === out.length - 1) return; // the line break alone: the prompt is still to come
+      }
+      timer = setTimeout(() => finish(ready), DROP_QUIET_MS);
+    };
+    timer = setTimeout(retry, DROP_IDLE_MS);
   }
 
   private fileOp(protocol: 'sftp' | 'scp', op: FileOp): void {
@@ -451,7 +496,7 @@ export class SessionChannel {
   }
 
   /** End both sides once; exit status/signal goes to the client after all data it precedes. */
-  close(by: 'client' | 'target' | 'session'): void {
+  close(by: 'client' | 'target' | 'session' | 'policy', why?: { code: GatewayErrorCode; reason: string }): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.resizeTimer);
@@ -474,7 +519,7 @@ export class SessionChannel {
       this.session.closeUnstarted(this.raw);
     }
     if (this.upstream && by !== 'target') this.upstream.close();
-    this.session.event({ type: 'ssh.channel', version: 1, channel: this.n, action: 'closed', kind: 'session' });
+    this.session.event({ type: 'ssh.channel', version: 1, channel: this.n, action: 'closed', kind: 'session', ...why });
     this.session.channelClosed(this);
   }
 }

@@ -60,9 +60,9 @@ function blocked(): PolicyBlocked[] {
   return h.events().filter((e): e is PolicyBlocked => e.type === 'policy.blocked');
 }
 
-async function victimExists(): Promise<boolean> {
+async function victimExists(dir = 'victim'): Promise<boolean> {
   const c = await connectClient(h, { sub: 'checker' });
-  const r = await execCollect(c, `test -f ${WORK}/victim/f && echo yes || echo no`);
+  const r = await execCollect(c, `test -f ${WORK}/${dir}/f && echo yes || echo no`);
   c.end();
   return r.stdout.toString().trim() === 'yes';
 }
@@ -149,6 +149,46 @@ test('shell: edited and pasted lines are reconstructed and blocked at Enter; the
   assert.ok(framesOf(s.events, 'c2s', 'SSH_MSG_CHANNEL_DATA/').equals(Buffer.concat(sh.sent)));
   const toClient = Buffer.concat(s.events.filter((e): e is Extract<ChainedEvent, { type: 'frame' }> => e.type === 'frame' && e.direction === 's2c').map((e) => Buffer.from(e.data)));
   assert.ok(toClient.equals(Buffer.concat(sh.received)));
+});
+
+test('shell: keys sent in the same burst as a blocked line wait for the fresh prompt, so the dropped text never runs with them', async () => {
+  // An agent writes a whole script at once. Were the keys after the Enter released with the Ctrl-C,
+  // readline would read them before bash abandons the line, and run "rm -rf …/victimecho …".
+  const c = await connectClient(h, { sub: 'shell-burst' });
+  const sh = await shell(c);
+  await until(() => sh.screen().includes('$ '), 'prompt');
+  for (let i = 0; i < 5; i++) {
+    sh.send(`rm -rf ${WORK}/victim\recho burst-${i}-$((40+2))\r`);
+    await until(() => sh.screen().includes(`burst-${i}-42`), `burst ${i} ran on the fresh prompt`);
+  }
+  assert.equal((sh.screen().match(/vigil: command blocked/g) ?? []).length, 5);
+  assert.doesNotMatch(sh.screen(), /victimecho/);
+  sh.ch.close();
+  c.end();
+  assert.ok(await victimExists(), 'nothing was deleted');
+});
+
+test('shell: a shell that ignores Ctrl-C keeps the blocked line, so the gateway closes the shell; the next Enter cannot run it', async () => {
+  const c = await connectClient(h, { sub: 'shell-trap' });
+  await execCollect(c, `mkdir -p ${WORK}/victim2 && touch ${WORK}/victim2/f`);
+  const sh = await shell(c);
+  await until(() => sh.screen().includes('$ '), 'prompt');
+  sh.send("trap '' INT\r");
+  await until(() => (sh.screen().match(/\$ /g) ?? []).length >= 2, 'prompt after trap');
+  let closed = false;
+  sh.ch.once('close', () => (closed = true));
+  sh.send(`rm -rf ${WORK}/victim2\r`);
+  await until(() => sh.screen().includes('vigil: command blocked'), 'block notice');
+  // " #" + Enter is an allowed line on its own; in the shell it would complete "rm -rf …/victim2 #".
+  sh.send(' #\r');
+  await until(() => closed, 'the gateway closes the shell');
+  assert.match(sh.screen(), /vigil: the shell did not discard the blocked line/);
+  assert.ok(await victimExists('victim2'), 'the blocked line never ran');
+  const [sid] = h.sessionsOf('shell-trap');
+  await until(() => h.session(sid!).events.some((e) => e.type === 'ssh.channel' && e.action === 'closed' && e.kind === 'session' && e.code === 'GW_ERR_SSH_LINE_NOT_DISCARDED'), 'closed event with the code');
+  // The connection, and the gateway, go on.
+  assert.equal((await execCollect(c, 'echo after')).stdout.toString(), 'after\n');
+  c.end();
 });
 
 test('the real OpenSSH client under tmux: a typed, backspace-edited line is blocked; the user sees why', async () => {
