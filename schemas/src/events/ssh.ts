@@ -25,7 +25,7 @@ export const SshChannel = Type.Object(
     /** Forwarding destination or bind address, as the client asked for it. */
     host: Type.Optional(Type.String({ maxLength: 1024 })),
     port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
-    /** For refusals: a stable code (GW_ERR_SSH_*) and a reason safe to show. */
+    /** For refusals, and for a channel the gateway closed: a stable code (GW_ERR_SSH_*) and a reason safe to show. */
     code: Type.Optional(Type.String()),
     reason: Type.Optional(Type.String()),
     /** The deciding policy rule, when a policy decided. */

@@ -121,8 +121,13 @@ test('shell: the Enter of a line that needs approval waits, with what is typed b
 
   ch.write(`touch ${WORK}/shell-denied\r`);
   const req2 = await requested('shell-user', 1);
+  // Typed behind the denied line: it must run on a fresh prompt, never appended to the dropped text.
+  ch.write('echo behind-$((6*7))\r');
+  await new Promise((r) => setTimeout(r, 100));
   await decide(req2, 'deny', 'no thanks');
   await until(() => screen.includes('command denied under policy rule "touch-needs-approval"'), 'the denial notice');
+  await until(() => screen.includes('behind-42'), 'the line typed behind it ran on its own');
+  assert.doesNotMatch(screen, /shell-deniedecho/);
   ch.write('echo still-alive\r');
   await until(() => screen.split('still-alive').length >= 3, 'the shell goes on');
   assert.equal(await exists(`${WORK}/shell-denied`), false);

@@ -16,6 +16,7 @@ import { commandContext, judgeChannel, judgeCommand } from './commands.ts';
 import { SessionHolds, notApprovedMessage } from '../../approvals/session-hold.ts';
 import type { ApprovalAction } from '../../policy/schema.ts';
 import { LineEditor } from './line-editor.ts';
+import { PromptWatch } from './prompt-watch.ts';
 import { SftpObserver, type FileOp } from './sftp.ts';
 import { ScpObserver, scpMode } from './scp.ts';
 import type { SshSession } from './ssh-session.ts';
@@ -31,28 +32,6 @@ const ENV_VALUE_CLIP = 1024;
 const SECRET_ENV = /pass|secret|token|key|cred|auth/i;
 /** Exit status when the gateway refuses an exec command (as a shell does for "cannot execute"). */
 export const BLOCKED_EXIT_STATUS = 126;
-/**
- * A dropped line is abandoned by sending the shell Ctrl-C; typed input waits until the shell shows
- * its fresh prompt: output with a line break and then text (bash answers Ctrl-C with "^C", a
- * newline, then the prompt of a new readline call with an empty line). Two races in bash make this
- * necessary:
- *  - keys that reach the tty with the Ctrl-C are read by readline before bash abandons the line,
- *    and the dropped text then runs with them appended;
- *  - a SIGINT that arrives while readline is still busy with the line's keys (not blocked in read)
- *    is handled without abandoning the line: readline echoes "^C" and redraws the line as it was.
- * Both were seen as the "shell alive" test flake, and both are ways around a block. So the Ctrl-C
- * goes once the shell has been quiet for DROP_IDLE_MS (done echoing the line), and again after each
- * DROP_RETRY_MS of quiet without a line break (an idle readline abandons the line). DROP_QUIET_MS
- * of quiet after the prompt lets a prompt written in pieces finish.
- *
- * No fresh prompt within DROP_SETTLE_MS (a shell that ignores SIGINT, `trap '' INT`, keeps the
- * line): the line may still be in the shell's buffer and the next Enter would run it, so the
- * channel is closed (fail closed, GW_ERR_SSH_LINE_NOT_DISCARDED).
- */
-const DROP_SETTLE_MS = 5000;
-const DROP_IDLE_MS = 30;
-const DROP_RETRY_MS = 150;
-const DROP_QUIET_MS = 40;
 
 function clip(s: string, n: number): string {
   return s.length > n ? s.slice(0, n) : s;
@@ -85,8 +64,12 @@ export class SessionChannel {
   /** Shell input that arrived while a line waits for approval (processed, in order, after it). */
   private pendingInput: Buffer[] = [];
   private lineWaiting = false;
-  /** Sees the target's output while a dropped line's Ctrl-C is being handled (see waitForShell). */
-  private onTargetOutput: ((d: Buffer) => void) | undefined;
+  /** Watches the target's output while a dropped line's Ctrl-C is being handled (prompt-watch.ts). */
+  private promptWatch: PromptWatch | undefined;
+  /** Signals the client asked for while a line waits (sent after it: a SIGWINCH redraws the line). */
+  private pendingSignals: string[] = [];
+  /** Without a terminal: the bytes after the last LF, held until their line is complete and judged. */
+  private rawTail: Buffer = Buffer.alloc(0);
 
   constructor(
     private readonly session: SshSession,
@@ -146,6 +129,7 @@ export class SessionChannel {
     }
     // Flood damping: at most one forwarded resize per interval; the latest size always goes out.
     this.pendingResize = info;
+    if (this.lineWaiting) return; // it would redraw a dropped line; sent when the line is settled
     const interval = this.session.options.listener.resize_interval_ms;
     const wait = this.lastResizeAt + interval - Date.now();
     if (wait <= 0 && !this.resizeTimer) return this.flushResize();
@@ -156,7 +140,7 @@ export class SessionChannel {
   private flushResize(): void {
     this.resizeTimer = undefined;
     const r = this.pendingResize;
-    if (!r || !this.upstream || this.closed) return;
+    if (!r || !this.upstream || this.closed || this.lineWaiting) return;
     this.pendingResize = undefined;
     this.lastResizeAt = Date.now();
     const coalesced = this.coalesced > 0 ? Math.max(0, this.coalesced - 1) : 0;
@@ -168,8 +152,14 @@ export class SessionChannel {
   private onSignal(accept: (() => void) | undefined, reject: (() => void) | undefined, name: string): void {
     const signal = clip(String(name).replace(/^SIG/, ''), 64);
     if (!this.upstream || !/^[A-Z0-9]+$/.test(signal)) return this.invalid('signal', 'signal before the command started, or not a signal name', reject);
-    this.upstream.signal(signal);
     accept?.();
+    if (this.lineWaiting) this.pendingSignals.push(signal);
+    else this.sendSignal(signal);
+  }
+
+  private sendSignal(signal: string): void {
+    if (!this.upstream || this.closed) return;
+    this.upstream.signal(signal);
     this.request('c2s', 'signal', true, { signal });
   }
 
@@ -250,7 +240,7 @@ export class SessionChannel {
       const client = accept();
       this.client = client;
       this.request('c2s', what, true, fields);
-      if (kind === 'shell' && policed) this.editor = new LineEditor();
+      if (kind === 'shell' && policed) this.editor = new LineEditor(undefined, !this.pty);
       if (kind === 'sftp') this.sftp = new SftpObserver((op) => this.fileOp('sftp', op));
       if (kind === 'scp') this.scp = new ScpObserver(scpMode(arg)!, arg, (op) => this.fileOp('scp', op));
       this.wire(client, up);
@@ -330,7 +320,7 @@ export class SessionChannel {
     });
     up.on('data', (d: Buffer) => {
       s.recorder.frame('s2c', this.dataType, d);
-      this.onTargetOutput?.(d);
+      this.promptWatch?.output(d);
       if (this.sftp) this.sftp.push('s2c', d);
       if (this.scp) this.scp.push('s2c', d);
       if (!client.write(d)) this.hold(up, client);
@@ -354,6 +344,12 @@ export class SessionChannel {
     });
     // Client EOF → target EOF (the command sees end of input), and the reverse.
     client.on('end', () => {
+      // Without a terminal the shell runs an unterminated last line at EOF: judge it as a line.
+      if (this.rawTail.length > 0 && !this.closed) {
+        const lf = Buffer.from('\n');
+        this.session.recorder.frame('c2s', `VIGIL_INJECT/${this.n}`, lf);
+        this.forwardEdited(lf, up);
+      }
       this.request('c2s', 'eof', true);
       up.end();
     });
@@ -365,7 +361,8 @@ export class SessionChannel {
   /** Wait for `from` to drain `to` (both directions use this). */
   private hold(from: { pause(): unknown; resume(): unknown }, to: { once(e: 'drain', f: () => void): unknown }): void {
     from.pause();
-    to.once('drain', () => from.resume());
+    // The client stays paused while a line waits (resumeLines resumes it); the target never does.
+    to.once('drain', () => (from === this.client && this.lineWaiting) || from.resume());
   }
 
   /** Shell input with a policy: forward up to each Enter, judge the line, pass or withhold the Enter. */
@@ -373,6 +370,20 @@ export class SessionChannel {
     if (this.lineWaiting) {
       this.pendingInput.push(d); // typed while a line waits: judged after it, in order
       return;
+    }
+    if (!this.pty) {
+      // No terminal: nothing echoes or edits, and the shell reads whole lines, so only whole,
+      // judged lines go on; a blocked one is simply never sent.
+      const all = this.rawTail.length > 0 ? Buffer.concat([this.rawTail, d]) : d;
+      const lf = all.lastIndexOf(0x0a);
+      this.rawTail = Buffer.from(all.subarray(lf + 1));
+      if (this.rawTail.length > this.editor!.maxLine) {
+        this.rawTail = Buffer.alloc(0);
+        this.notice(`\r\nvigil: a line longer than ${this.editor!.maxLine} bytes cannot be judged; closing this shell\r\n`);
+        return this.close('policy', { code: 'GW_ERR_SSH_REQUEST_INVALID', reason: `a shell line longer than ${this.editor!.maxLine} bytes (no terminal)` });
+      }
+      if (lf < 0) return;
+      d = all.subarray(0, lf + 1);
     }
     this.forwardLines(d, this.editor!.push(d), 0, 0, up);
   }
@@ -387,7 +398,10 @@ export class SessionChannel {
       const verdict = judgeCommand(s.policy()!, s.identityForPolicy(), s.target.id, commandContext('shell', ev.line));
       const dec = verdict.decision;
       if (dec.action === 'allow') continue;
-      if (ev.enter > pos) ok = up.write(d.subarray(pos, ev.enter)) && ok;
+      // With a terminal the line's keys already went to the shell (it echoes them) and only the
+      // Enter is withheld; without one, the whole line is.
+      const start = this.pty ? ev.enter : i > 0 ? lines[i - 1]!.end : 0;
+      if (start > pos) ok = up.write(d.subarray(pos, start)) && ok;
       if (dec.action === 'require_approval' && dec.approval !== undefined && (this.holds ??= s.holds()) !== undefined) {
         // The Enter waits; so does everything typed after it.
         this.lineWaiting = true;
@@ -397,8 +411,8 @@ export class SessionChannel {
           .wait(ask, (id, timeout_s) => this.notice(`\r\nvigil: this command needs approval under policy rule "${ask.rule_id}" (approval ${id}); waiting up to ${timeout_s} s for a decision\r\n`))
           .then((r) => {
             if (this.closed) return;
-            if (r.outcome !== 'approved') return this.dropLine(notApprovedMessage(r, ask, r.approval_id, 'command'), up, d, lines, i + 1, ev.end);
-            up.write(d.subarray(ev.enter, ev.end));
+            if (r.outcome !== 'approved') return this.dropLine(ev.line, notApprovedMessage(r, ask, r.approval_id, 'command'), up, d, lines, i + 1, ev.end);
+            up.write(d.subarray(start, ev.end));
             this.resumeLines(d, lines, i + 1, ev.end, up);
           });
         return;
@@ -406,8 +420,12 @@ export class SessionChannel {
       pos = ev.end;
       // The Enter never reaches the target.
       s.blocked({ channel: this.n, protocol_kind: 'ssh_shell', statement: ev.line, message: verdict.message, rule_id: dec.rule_id, action: dec.action, reason: dec.reason });
+      if (!this.pty) {
+        this.notice(`\r\nvigil: ${verdict.message}\r\n`);
+        continue;
+      }
       if (!ok && this.client) this.hold(this.client, up);
-      this.dropLine(verdict.message, up, d, lines, i + 1, pos);
+      this.dropLine(ev.line, verdict.message, up, d, lines, i + 1, pos);
       return;
     }
     if (pos < d.length) ok = up.write(pos === 0 ? d : d.subarray(pos)) && ok;
@@ -417,6 +435,8 @@ export class SessionChannel {
   /** Go on with lines `from…` of chunk `d` (bytes before `pos` handled), then with input held meanwhile. */
   private resumeLines(d: Buffer, lines: ReturnType<LineEditor['push']>, from: number, pos: number, up: ClientChannel): void {
     this.lineWaiting = false;
+    for (const signal of this.pendingSignals.splice(0)) this.sendSignal(signal);
+    if (this.pendingResize && !this.resizeTimer) this.flushResize();
     this.client?.resume();
     this.forwardLines(d, lines, from, pos, up);
     while (!this.lineWaiting && this.pendingInput.length > 0) this.forwardEdited(this.pendingInput.shift()!, up);
@@ -424,71 +444,32 @@ export class SessionChannel {
 
   /**
    * A line that does not run: Ctrl-C makes a readline shell drop it and print a fresh prompt; the
-   * notice says why. Everything typed after it waits for that prompt (see DROP_SETTLE_MS), then
-   * lines `from…` of `d` go on.
+   * notice says why. Everything typed after it waits until PromptWatch has seen that prompt, then
+   * lines `from…` of `d` go on. A shell without a terminal was never sent the line: nothing to drop.
    */
-  private dropLine(message: string, up: ClientChannel, d: Buffer, lines: ReturnType<LineEditor['push']>, from: number, pos: number): void {
+  private dropLine(line: string, message: string, up: ClientChannel, d: Buffer, lines: ReturnType<LineEditor['push']>, from: number, pos: number): void {
     this.notice(`\r\nvigil: ${message}\r\n`);
+    if (!this.pty) return this.resumeLines(d, lines, from, pos, up); // the line was never sent
     this.lineWaiting = true;
     this.client?.pause();
-    const interrupt = (): void => {
-      const b = Buffer.from([0x03]);
-      this.session.recorder.frame('c2s', `VIGIL_INJECT/${this.n}`, b);
-      up.write(b);
-    };
-    this.waitForPrompt(
-      interrupt,
-      () => this.resumeLines(d, lines, from, pos, up),
-      () => {
-        this.notice('\r\nvigil: the shell did not discard the blocked line (no fresh prompt after Ctrl-C); closing this shell\r\n');
-        this.close('policy', { code: 'GW_ERR_SSH_LINE_NOT_DISCARDED', reason: 'the shell did not discard a blocked line (no fresh prompt after Ctrl-C)' });
+    this.promptWatch = new PromptWatch(line, {
+      interrupt: () => {
+        const b = Buffer.from([0x03]);
+        this.session.recorder.frame('c2s', `VIGIL_INJECT/${this.n}`, b);
+        up.write(b);
       },
-    );
+      ready: () => {
+        this.promptWatch = undefined;
+        this.resumeLines(d, lines, from, pos, up);
+      },
+      failed: () => this.lineNotDiscarded('no fresh prompt after Ctrl-C'),
+    });
   }
 
-  /**
-   * `interrupt` once the shell has been quiet for DROP_IDLE_MS (done echoing the line: an idle
-   * readline abandons it), again after each DROP_RETRY_MS of quiet without a line break; `ready`
-   * once the shell shows its fresh prompt (a line break, then text, then DROP_QUIET_MS of quiet);
-   * `failed` if it has not within DROP_SETTLE_MS.
-   */
-  private waitForPrompt(interrupt: () => void, ready: () => void, failed: () => void): void {
-    let done = false;
-    let interrupted = false;
-    let prompted = false;
-    let timer: NodeJS.Timeout | undefined;
-    const finish = (then: () => void): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(cap);
-      clearTimeout(idleCap);
-      clearTimeout(timer);
-      this.onTargetOutput = undefined;
-      if (!this.closed) then();
-    };
-    const retry = (): void => {
-      if (done || this.closed) return;
-      clearTimeout(idleCap);
-      interrupted = true;
-      interrupt();
-      timer = setTimeout(retry, DROP_RETRY_MS);
-    };
-    const cap = setTimeout(() => finish(failed), DROP_SETTLE_MS);
-    // A shell that never stops printing still gets its Ctrl-C.
-    const idleCap = setTimeout(() => interrupted || (clearTimeout(timer), retry()), DROP_RETRY_MS * 3);
-    this.onTargetOutput = (out) => {
-      clearTimeout(timer);
-      if (!interrupted) return void (timer = setTimeout(retry, DROP_IDLE_MS));
-      if (!prompted) {
-        const nl = out.lastIndexOf(0x0a);
-        // "^C" echoed, or the line redrawn: the shell has not abandoned the line (yet)
-        if (nl < 0) return void (timer = setTimeout(retry, DROP_RETRY_MS));
-        prompted = true;
-        if (nl === out.length - 1) return; // the line break alone: the prompt is still to come
-      }
-      timer = setTimeout(() => finish(ready), DROP_QUIET_MS);
-    };
-    timer = setTimeout(retry, DROP_IDLE_MS);
+  /** Fail closed: the shell may still hold a blocked line, and the next Enter would run it. */
+  private lineNotDiscarded(why: string): void {
+    this.notice(`\r\nvigil: the shell did not discard the blocked line (${why}); closing this shell\r\n`);
+    this.close('policy', { code: 'GW_ERR_SSH_LINE_NOT_DISCARDED', reason: `the shell did not discard a blocked line (${why})` });
   }
 
   private fileOp(protocol: 'sftp' | 'scp', op: FileOp): void {
@@ -500,6 +481,7 @@ export class SessionChannel {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.resizeTimer);
+    this.promptWatch?.cancel();
     this.holds?.settle('closed');
     if (this.agentForward) this.session.forwarding.agentChannels--;
     this.sftp?.finish();

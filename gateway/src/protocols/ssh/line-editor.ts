@@ -41,14 +41,29 @@ export class LineEditor {
   /** An escape sequence being collected (after ESC). */
   private esc: string | undefined;
   private readonly decoder = new TextDecoder('utf-8', { fatal: false });
-  /** Hard bound on a line (a paste of a whole file stays bounded in memory). */
-  constructor(private readonly maxLine = 64 * 1024) {}
+  /**
+   * `maxLine`: hard bound on a line (a paste of a whole file stays bounded in memory).
+   * `literal`: the shell has no terminal, so no line discipline or readline edits what it reads:
+   * every byte is text and only LF ends a line (Backspace, Ctrl-U, escapes are characters of the
+   * line, as the shell will see them).
+   */
+  constructor(
+    readonly maxLine = 64 * 1024,
+    private readonly literal = false,
+  ) {}
 
   /** Feed client bytes; returns every completed line (Enter presses) in order. */
   push(chunk: Uint8Array): LineEvent[] {
     const out: LineEvent[] = [];
     for (let i = 0; i < chunk.length; i++) {
       const b = chunk[i]!;
+      if (this.literal) {
+        if (b === 0x0a) {
+          out.push({ enter: i, end: i + 1, line: this.chars.join(''), uncertain: false });
+          this.reset();
+        } else this.insert(this.decode(b));
+        continue;
+      }
       if (this.esc !== undefined) {
         this.esc += String.fromCharCode(b);
         if (this.escDone()) this.applyEscape();

@@ -191,6 +191,28 @@ test('shell: a shell that ignores Ctrl-C keeps the blocked line, so the gateway 
   c.end();
 });
 
+test('shell without a terminal: lines are judged as the shell reads them (bytes are text), a blocked one is never sent, nor an unterminated one at EOF', async () => {
+  const c = await connectClient(h, { sub: 'shell-nopty' });
+  await execCollect(c, `mkdir -p ${WORK}/victim3 && touch ${WORK}/victim3/f`);
+  const ch = await new Promise<ClientChannel>((resolve, reject) => c.shell(false, (err, s) => (err ? reject(err) : resolve(s))));
+  let out = '';
+  ch.on('data', (d: Buffer) => (out += d));
+  let closed = false;
+  ch.once('close', () => (closed = true));
+  // A terminal's Ctrl-U would kill this line; a shell reading a pipe gets "rm -rf …/victim3 ^U".
+  ch.write(`rm -rf ${WORK}/victim3 \x15\n`);
+  ch.write('echo nopty-$((6*7))\n');
+  await until(() => out.includes('nopty-42'), 'the next line ran');
+  assert.match(out, /vigil: command blocked: recursive force delete is not allowed/);
+  // An unterminated last line runs at EOF in a shell: it is judged as a line too.
+  ch.write(`rm -rf ${WORK}/victim3`);
+  ch.end();
+  await until(() => closed, 'the shell ends');
+  assert.ok(await victimExists('victim3'), 'no blocked line ran');
+  assert.equal(blocked().filter((e) => e.sub === 'shell-nopty').length, 2);
+  c.end();
+});
+
 test('the real OpenSSH client under tmux: a typed, backspace-edited line is blocked; the user sees why', async () => {
   const t = sshInTmux(h, await h.issuer.mint('tmux-user'), { user: 'tmux-user@web-1' });
   try {

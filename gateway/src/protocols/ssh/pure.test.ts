@@ -36,6 +36,14 @@ test('line editor: printable, backspace, Ctrl-U/W/K/A/E, arrows, paste, Ctrl-C, 
   assert.deepEqual(pos.map((l) => [l.enter, l.end]), [[2, 3], [5, 6]]);
 });
 
+test('line editor without a terminal (literal): bytes are text as the shell will read them, only LF ends a line', () => {
+  const ed = new LineEditor(undefined, true);
+  const got = ed.push(Buffer.from('rm -rf /x \x15\r\nls\x7f\n\x1b[200~a\n'));
+  assert.deepEqual(got.map((l) => l.line), ['rm -rf /x \x15\r', 'ls\x7f', '\x1b[200~a']);
+  assert.deepEqual(got.map((l) => [l.enter, l.end]), [[12, 13], [16, 17], [24, 25]]);
+  assert.ok(got.every((l) => !l.uncertain));
+});
+
 test('segments: split at ; && || | & and newlines outside quotes, blanks collapsed', () => {
   assert.deepEqual(splitSegments('cd /  &&  rm   -rf x; ls | wc -l & echo "a;b" \'c|d\''), ['cd /', 'rm -rf x', 'ls', 'wc -l', 'echo "a;b" \'c|d\'']);
   assert.deepEqual(splitSegments('a || b\nc'), ['a', 'b', 'c']);
