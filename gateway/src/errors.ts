@@ -59,6 +59,7 @@ export const GATEWAY_ERRORS = {
   GW_ERR_SSH_SUBSYSTEM_REFUSED: { retriable: false, description: 'A subsystem (SFTP, …) or SCP transfer was refused by policy, or the subsystem is not supported.' },
   GW_ERR_SSH_REQUEST_INVALID: { retriable: false, description: 'A channel request out of order (a second shell/exec, a PTY after the shell started, a malformed size); refused, the session goes on.' },
   GW_ERR_SSH_LINE_NOT_DISCARDED: { retriable: false, description: 'A shell line was blocked (or its approval refused) and the shell showed no fresh prompt after the Ctrl-C sent to drop it (it may ignore SIGINT and still hold the line); the shell channel was closed (fail closed).' },
+  GW_ERR_SSH_LINE_TOO_LONG: { retriable: false, description: 'A shell line longer than the gateway keeps to judge it (64 Ki characters); it is recorded as blocked and the shell channel is closed (fail closed).' },
   GW_ERR_SSH_CHANNEL_FAILED: { retriable: true, description: 'The target refused to open the channel or to run the request.' },
 } as const satisfies Record<string, GatewayErrorInfo>;
 

@@ -15,7 +15,7 @@ import type { SshChannelKind } from '../../policy/schema.ts';
 import { commandContext, judgeChannel, judgeCommand } from './commands.ts';
 import { SessionHolds, notApprovedMessage } from '../../approvals/session-hold.ts';
 import type { ApprovalAction } from '../../policy/schema.ts';
-import { LineEditor } from './line-editor.ts';
+import { LineEditor, continuesLine, type LineEvent } from './line-editor.ts';
 import { PromptWatch } from './prompt-watch.ts';
 import { SftpObserver, type FileOp } from './sftp.ts';
 import { ScpObserver, scpMode } from './scp.ts';
@@ -68,8 +68,12 @@ export class SessionChannel {
   private promptWatch: PromptWatch | undefined;
   /** Signals the client asked for while a line waits (sent after it: a SIGWINCH redraws the line). */
   private pendingSignals: string[] = [];
-  /** Without a terminal: the bytes after the last LF, held until their line is complete and judged. */
+  /** Without a terminal: the bytes after the last complete line, held until it is complete and judged. */
   private rawTail: Buffer = Buffer.alloc(0);
+  /** The text of lines ending in a backslash so far (with a terminal): the next line continues it. */
+  private continued: string | undefined;
+  /** The client sent EOF while a line waited: it goes to the shell after the input before it. */
+  private eofPending = false;
 
   constructor(
     private readonly session: SshSession,
@@ -344,14 +348,10 @@ export class SessionChannel {
     });
     // Client EOF → target EOF (the command sees end of input), and the reverse.
     client.on('end', () => {
-      // Without a terminal the shell runs an unterminated last line at EOF: judge it as a line.
-      if (this.rawTail.length > 0 && !this.closed) {
-        const lf = Buffer.from('\n');
-        this.session.recorder.frame('c2s', `VIGIL_INJECT/${this.n}`, lf);
-        this.forwardEdited(lf, up);
-      }
       this.request('c2s', 'eof', true);
-      up.end();
+      // Input still waiting behind a line goes first; the EOF follows it (resumeLines).
+      if (this.lineWaiting) this.eofPending = true;
+      else this.endInput(up);
     });
     up.on('close', () => this.close('target'));
   }
@@ -367,25 +367,47 @@ export class SessionChannel {
 
   /** Shell input with a policy: forward up to each Enter, judge the line, pass or withhold the Enter. */
   private forwardEdited(d: Buffer, up: ClientChannel): void {
+    if (this.closed) return;
     if (this.lineWaiting) {
       this.pendingInput.push(d); // typed while a line waits: judged after it, in order
       return;
     }
-    if (!this.pty) {
-      // No terminal: nothing echoes or edits, and the shell reads whole lines, so only whole,
-      // judged lines go on; a blocked one is simply never sent.
-      const all = this.rawTail.length > 0 ? Buffer.concat([this.rawTail, d]) : d;
-      const lf = all.lastIndexOf(0x0a);
-      this.rawTail = Buffer.from(all.subarray(lf + 1));
-      if (this.rawTail.length > this.editor!.maxLine) {
-        this.rawTail = Buffer.alloc(0);
-        this.notice(`\r\nvigil: a line longer than ${this.editor!.maxLine} bytes cannot be judged; closing this shell\r\n`);
-        return this.close('policy', { code: 'GW_ERR_SSH_REQUEST_INVALID', reason: `a shell line longer than ${this.editor!.maxLine} bytes (no terminal)` });
-      }
-      if (lf < 0) return;
-      d = all.subarray(0, lf + 1);
+    const lines = this.editor!.push(d);
+    if (this.pty) return this.forwardLines(d, lines, 0, 0, up);
+    // No terminal: nothing echoes or edits, and the shell reads whole lines, so only whole, judged
+    // lines go on (a blocked one is simply never sent); the bytes after the last one wait.
+    const held = this.rawTail.length;
+    const all = held > 0 ? Buffer.concat([this.rawTail, d]) : d;
+    const shifted = lines.map((l) => ({ ...l, enter: l.enter + held, end: l.end + held }));
+    const cut = shifted.length > 0 ? shifted[shifted.length - 1]!.end : 0;
+    this.rawTail = Buffer.from(all.subarray(cut));
+    if (this.rawTail.length > this.editor!.maxLine + 4096) {
+      // The line will be blocked as too long to judge anyway; its bytes are not kept meanwhile.
+      this.rawTail = Buffer.alloc(0);
+      return this.lineTooLong();
     }
-    this.forwardLines(d, this.editor!.push(d), 0, 0, up);
+    if (cut > 0) this.forwardLines(all.subarray(0, cut), shifted, 0, 0, up);
+  }
+
+  /** The client's EOF, once no line waits: an unterminated last line (no terminal) is judged first. */
+  private endInput(up: ClientChannel): void {
+    this.eofPending = false;
+    if (this.rawTail.length > 0 && !this.closed) {
+      // A shell runs an unterminated last line at EOF: it is judged as a line.
+      const lf = Buffer.from('\n');
+      this.session.recorder.frame('c2s', `VIGIL_INJECT/${this.n}`, lf);
+      this.forwardEdited(lf, up);
+      if (this.lineWaiting) return void (this.eofPending = true);
+    }
+    if (!this.closed) up.end();
+  }
+
+  /** A line longer than the editor keeps cannot be judged: the shell is closed (fail closed). */
+  private lineTooLong(): void {
+    const max = this.editor!.maxLine;
+    this.session.blocked({ channel: this.n, protocol_kind: 'ssh_shell', statement: '', message: `a line longer than ${max} characters cannot be judged`, rule_id: null, action: 'block', reason: 'unparsable' });
+    this.notice(`\r\nvigil: a line longer than ${max} characters cannot be judged; closing this shell\r\n`);
+    this.close('policy', { code: 'GW_ERR_SSH_LINE_TOO_LONG', reason: `a shell line longer than ${max} characters` });
   }
 
   /** Lines `from…` of chunk `d` (bytes before `pos` already handled); stops at a line that waits for approval. */
@@ -394,24 +416,41 @@ export class SessionChannel {
     let ok = true;
     for (let i = from; i < lines.length; i++) {
       const ev = lines[i]!;
-      if (ev.line.trim() === '') continue;
-      const verdict = judgeCommand(s.policy()!, s.identityForPolicy(), s.target.id, commandContext('shell', ev.line));
-      const dec = verdict.decision;
-      if (dec.action === 'allow') continue;
       // With a terminal the line's keys already went to the shell (it echoes them) and only the
       // Enter is withheld; without one, the whole line is.
       const start = this.pty ? ev.enter : i > 0 ? lines[i - 1]!.end : 0;
+      if (ev.truncated) {
+        if (start > pos) up.write(d.subarray(pos, start));
+        return this.lineTooLong();
+      }
+      // A line ending in a backslash goes on in the next (bash shows its PS2): what runs is the
+      // joined text, so that is what is judged, at each Enter.
+      const joined = (this.continued ?? '') + ev.line;
+      const open = this.pty && continuesLine(ev.line);
+      const text = open ? joined.slice(0, -1) : joined;
+      this.continued = undefined;
+      if (text.trim() === '') {
+        if (open) this.continued = text;
+        continue;
+      }
+      const verdict = judgeCommand(s.policy()!, s.identityForPolicy(), s.target.id, commandContext('shell', text));
+      const dec = verdict.decision;
+      if (dec.action === 'allow') {
+        if (open) this.continued = text;
+        continue;
+      }
       if (start > pos) ok = up.write(d.subarray(pos, start)) && ok;
       if (dec.action === 'require_approval' && dec.approval !== undefined && (this.holds ??= s.holds()) !== undefined) {
         // The Enter waits; so does everything typed after it.
         this.lineWaiting = true;
         this.client?.pause();
-        const ask = { rule_id: dec.rule_id ?? '(default)', approval: dec.approval, protocol_kind: 'command' as const, statement: ev.line, features: [], relations: [] };
+        const ask = { rule_id: dec.rule_id ?? '(default)', approval: dec.approval, protocol_kind: 'command' as const, statement: text, features: [], relations: [] };
         void this.holds
           .wait(ask, (id, timeout_s) => this.notice(`\r\nvigil: this command needs approval under policy rule "${ask.rule_id}" (approval ${id}); waiting up to ${timeout_s} s for a decision\r\n`))
           .then((r) => {
             if (this.closed) return;
-            if (r.outcome !== 'approved') return this.dropLine(ev.line, notApprovedMessage(r, ask, r.approval_id, 'command'), up, d, lines, i + 1, ev.end);
+            if (r.outcome !== 'approved') return this.dropLine(text, notApprovedMessage(r, ask, r.approval_id, 'command'), up, d, lines, i + 1, ev.end);
+            if (open) this.continued = text;
             up.write(d.subarray(start, ev.end));
             this.resumeLines(d, lines, i + 1, ev.end, up);
           });
@@ -419,13 +458,13 @@ export class SessionChannel {
       }
       pos = ev.end;
       // The Enter never reaches the target.
-      s.blocked({ channel: this.n, protocol_kind: 'ssh_shell', statement: ev.line, message: verdict.message, rule_id: dec.rule_id, action: dec.action, reason: dec.reason });
+      s.blocked({ channel: this.n, protocol_kind: 'ssh_shell', statement: text, message: verdict.message, rule_id: dec.rule_id, action: dec.action, reason: dec.reason });
       if (!this.pty) {
         this.notice(`\r\nvigil: ${verdict.message}\r\n`);
         continue;
       }
       if (!ok && this.client) this.hold(this.client, up);
-      this.dropLine(ev.line, verdict.message, up, d, lines, i + 1, pos);
+      this.dropLine(text, verdict.message, up, d, lines, i + 1, pos);
       return;
     }
     if (pos < d.length) ok = up.write(pos === 0 ? d : d.subarray(pos)) && ok;
@@ -440,6 +479,7 @@ export class SessionChannel {
     this.client?.resume();
     this.forwardLines(d, lines, from, pos, up);
     while (!this.lineWaiting && this.pendingInput.length > 0) this.forwardEdited(this.pendingInput.shift()!, up);
+    if (this.eofPending && !this.lineWaiting) this.endInput(up);
   }
 
   /**
@@ -449,6 +489,7 @@ export class SessionChannel {
    */
   private dropLine(line: string, message: string, up: ClientChannel, d: Buffer, lines: ReturnType<LineEditor['push']>, from: number, pos: number): void {
     this.notice(`\r\nvigil: ${message}\r\n`);
+    this.continued = undefined; // Ctrl-C abandons a command continued over several lines too
     if (!this.pty) return this.resumeLines(d, lines, from, pos, up); // the line was never sent
     this.lineWaiting = true;
     this.client?.pause();

@@ -27,6 +27,14 @@ export interface LineEvent {
   line: string;
   /** History, completion or search touched the line: its real text may differ. */
   uncertain: boolean;
+  /** The line was longer than the editor keeps (`maxLine`): `line` is only its start. */
+  truncated: boolean;
+}
+
+/** Bash joins a line that ends in an odd number of backslashes with the next one (the pair goes). */
+export function continuesLine(line: string): boolean {
+  const m = /\\+$/.exec(line);
+  return m !== null && m[0].length % 2 === 1;
 }
 
 const ESC = 0x1b;
@@ -37,6 +45,7 @@ export class LineEditor {
   private chars: string[] = [];
   private cursor = 0;
   private uncertain = false;
+  private truncated = false;
   private pasting = false;
   /** An escape sequence being collected (after ESC). */
   private esc: string | undefined;
@@ -45,7 +54,8 @@ export class LineEditor {
    * `maxLine`: hard bound on a line (a paste of a whole file stays bounded in memory).
    * `literal`: the shell has no terminal, so no line discipline or readline edits what it reads:
    * every byte is text and only LF ends a line (Backspace, Ctrl-U, escapes are characters of the
-   * line, as the shell will see them).
+   * line, as the shell will see them). As the shell reads them, NUL bytes are skipped and a
+   * backslash-newline joins two lines into one.
    */
   constructor(
     readonly maxLine = 64 * 1024,
@@ -58,9 +68,12 @@ export class LineEditor {
     for (let i = 0; i < chunk.length; i++) {
       const b = chunk[i]!;
       if (this.literal) {
-        if (b === 0x0a) {
-          out.push({ enter: i, end: i + 1, line: this.chars.join(''), uncertain: false });
-          this.reset();
+        if (b === 0x00) continue;
+        if (b === 0x0a && continuesLine(this.chars.join(''))) {
+          this.chars.pop();
+          this.cursor = this.chars.length;
+        } else if (b === 0x0a) {
+          out.push(this.lineEvent(i));
         } else this.insert(this.decode(b));
         continue;
       }
@@ -74,8 +87,7 @@ export class LineEditor {
         continue;
       }
       if ((b === 0x0d || b === 0x0a) && !this.pasting) {
-        out.push({ enter: i, end: i + 1, line: this.chars.join(''), uncertain: this.uncertain });
-        this.reset();
+        out.push(this.lineEvent(i));
         continue;
       }
       if (this.pasting) {
@@ -137,8 +149,19 @@ export class LineEditor {
     return this.decoder.decode(Uint8Array.of(b), { stream: true });
   }
 
+  /** The line ends at the Enter byte at `i`; the editor starts a new one. */
+  private lineEvent(i: number): LineEvent {
+    const ev = { enter: i, end: i + 1, line: this.chars.join(''), uncertain: this.uncertain, truncated: this.truncated };
+    this.reset();
+    return ev;
+  }
+
   private insert(s: string): void {
-    if (s === '' || this.chars.length >= this.maxLine) return;
+    if (s === '') return;
+    if (this.chars.length >= this.maxLine) {
+      this.truncated = true;
+      return;
+    }
     this.chars.splice(this.cursor, 0, s);
     this.cursor++;
   }
@@ -155,6 +178,9 @@ export class LineEditor {
     this.chars = [];
     this.cursor = 0;
     this.uncertain = false;
+    this.truncated = false;
+    // A UTF-8 sequence cut by the line's end does not carry into the next line.
+    this.decoder.decode();
   }
 
   /** CSI (ESC [ … final 0x40–0x7e) or SS3 (ESC O x) or a two-byte Meta sequence. */

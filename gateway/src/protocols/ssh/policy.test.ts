@@ -114,7 +114,7 @@ async function shell(c: SshClient): Promise<{ ch: ClientChannel; screen(): strin
   };
 }
 
-test('shell: edited and pasted lines are reconstructed and blocked at Enter; the shell goes on', async () => {
+test('shell: edited, pasted and continued lines are reconstructed and blocked at Enter; the shell goes on', async () => {
   const c = await connectClient(h, { sub: 'shell-blocked' });
   const sh = await shell(c);
   await until(() => sh.screen().includes('$ '), 'prompt');
@@ -123,6 +123,7 @@ test('shell: edited and pasted lines are reconstructed and blocked at Enter; the
     `ls -l\x15rm -rf ${WORK}/victim\r`, // Ctrl-U kills what was there
     `rm -rf /tmp/decoy\x17${WORK}/victim\r`, // Ctrl-W swaps the last word
     `\x1b[200~rm -rf ${WORK}/victim\x1b[201~\r`, // bracketed paste
+    `rm -r\\\rf ${WORK}/victim\r`, // a backslash continues the line (bash's PS2): judged joined
   ];
   for (const [i, keys] of cases.entries()) {
     sh.send(keys);
@@ -201,6 +202,8 @@ test('shell without a terminal: lines are judged as the shell reads them (bytes 
   ch.once('close', () => (closed = true));
   // A terminal's Ctrl-U would kill this line; a shell reading a pipe gets "rm -rf …/victim3 ^U".
   ch.write(`rm -rf ${WORK}/victim3 \x15\n`);
+  // A backslash-newline joins two lines in the shell: judged as one.
+  ch.write(`rm -r\\\nf ${WORK}/victim3\n`);
   ch.write('echo nopty-$((6*7))\n');
   await until(() => out.includes('nopty-42'), 'the next line ran');
   assert.match(out, /vigil: command blocked: recursive force delete is not allowed/);
@@ -209,7 +212,17 @@ test('shell without a terminal: lines are judged as the shell reads them (bytes 
   ch.end();
   await until(() => closed, 'the shell ends');
   assert.ok(await victimExists('victim3'), 'no blocked line ran');
-  assert.equal(blocked().filter((e) => e.sub === 'shell-nopty').length, 2);
+  assert.equal(blocked().filter((e) => e.sub === 'shell-nopty').length, 3);
+  // A line longer than the gateway keeps cannot be judged: the shell is closed, nothing runs.
+  const ch2 = await new Promise<ClientChannel>((resolve, reject) => c.shell(false, (err, s) => (err ? reject(err) : resolve(s))));
+  let closed2 = false;
+  ch2.on('data', () => {});
+  ch2.once('close', () => (closed2 = true));
+  ch2.write(`: ${'A'.repeat(70_000)}; rm -rf ${WORK}/victim3\n`);
+  await until(() => closed2, 'the over-long line closes the shell');
+  assert.ok(await victimExists('victim3'), 'the over-long line never ran');
+  const [sid] = h.sessionsOf('shell-nopty');
+  await until(() => h.session(sid!).events.some((e) => e.type === 'ssh.channel' && e.action === 'closed' && e.code === 'GW_ERR_SSH_LINE_TOO_LONG'), 'closed with GW_ERR_SSH_LINE_TOO_LONG');
   c.end();
 });
 

@@ -57,6 +57,28 @@ test('a prompt with a window title and colours is a fresh prompt', async () => {
   assert.deepEqual(await run(() => fancy), { outcome: 'ready', interrupts: 1 });
 });
 
+test('a prompt that comes well after its line break (PROMPT_COMMAND, a git prompt) is waited for, not interrupted', async () => {
+  const slow = (n: number) => (n === 1 ? ['^C\r\n'] : []);
+  const r = await new Promise<{ outcome: string; interrupts: number }>((resolve) => {
+    let interrupts = 0;
+    const w: PromptWatch = new PromptWatch(LINE, {
+      interrupt: () => {
+        interrupts++;
+        for (const c of slow(interrupts)) setTimeout(() => w.output(Buffer.from(c)), 0);
+        if (interrupts === 1) setTimeout(() => w.output(Buffer.from('\x1b(B\x1b[m(main) $ ')), T.retryMs * 4);
+      },
+      ready: () => resolve({ outcome: 'ready', interrupts }),
+      failed: () => resolve({ outcome: 'failed', interrupts }),
+    }, T);
+  });
+  assert.deepEqual(r, { outcome: 'ready', interrupts: 1 });
+});
+
+test('trailing blanks do not hide a redraw of the line', async () => {
+  const padded = ['^C', `\r\n$ ${LINE}  `];
+  assert.deepEqual(await run((n) => (n === 1 ? padded : FRESH)), { outcome: 'ready', interrupts: 2 });
+});
+
 test('a shell that ignores SIGINT answers nothing: Ctrl-C repeated, then failed', async () => {
   const r = await run(() => []);
   assert.equal(r.outcome, 'failed');
@@ -71,7 +93,8 @@ test('the first Ctrl-C waits until the shell is done echoing the line', async ()
   let echoing = true;
   const events: string[] = [];
   await new Promise<void>((resolve) => {
-    const t = { ...T, idleMs: 60 };
+    // idleCap (3 × retryMs) must not cut in: only the idle time is under test.
+    const t = { ...T, idleMs: 60, retryMs: 400, settleMs: 3000 };
     const w = new PromptWatch(LINE, { interrupt: () => events.push(echoing ? 'interrupt while echoing' : 'interrupt'), ready: () => resolve(), failed: () => resolve() }, t);
     // The echo keeps coming, a chunk every 3 ms (far less than idleMs apart), then stops.
     let i = 0;

@@ -14,8 +14,9 @@
  *  1. the Ctrl-C goes once the shell has been quiet for `idleMs` (done echoing the line);
  *  2. the shell has abandoned the line once its output after the Ctrl-C has a line break, then
  *     text that is not the line redrawn (it does not end with the line's last characters), then
- *     `quietMs` of quiet;
- *  3. otherwise, after `retryMs` of quiet, Ctrl-C again (the shell is idle now);
+ *     `quietMs` of quiet; a line break with no text yet waits for the prompt;
+ *  3. otherwise (no line break, or the line redrawn), after `retryMs` of quiet, Ctrl-C again
+ *     (the shell is idle now);
  *  4. no fresh prompt within `settleMs` (a shell that ignores SIGINT, `trap '' INT`, still holds the
  *     line, and the next Enter would run it): `failed`, and the channel is closed.
  */
@@ -43,9 +44,10 @@ const TAIL = 8;
 /** Bound on the text kept after the last line break. */
 const KEEP = 512;
 // Terminal control sequences carry no text: CSI (cursor moves, modes), OSC (window titles in a
-// prompt), two-byte escapes, and the remaining C0 controls (CR, BS, BEL, …; LF is handled apart).
+// prompt), other escapes (ESC ( B from tput sgr0, ESC 7/8, ESC =), a lone ESC, and the remaining C0
+// controls (CR, BS, BEL, …; LF is handled apart).
 // eslint-disable-next-line no-control-regex
-const CONTROLS = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x00-\x09\x0b-\x1f\x7f]/g;
+const CONTROLS = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]|\x1b|[\x00-\x09\x0b-\x1f\x7f]/g;
 
 export class PromptWatch {
   private interrupts = 0;
@@ -98,18 +100,28 @@ export class PromptWatch {
     this.clear();
   }
 
-  /** Is what follows the last line break a fresh prompt (text, and not the line redrawn)? */
-  private freshPrompt(): boolean {
-    if (!this.sawBreak) return false;
-    const text = this.afterBreak.replace(CONTROLS, '');
-    if (text.length === 0) return false;
+  /**
+   * What follows the last line break: a fresh prompt (text, and not the line redrawn), nothing yet
+   * (the prompt may be slow: PROMPT_COMMAND, a git prompt), or not a prompt (no line break, or the
+   * line redrawn). Trailing blanks are not compared (the line's were trimmed too).
+   */
+  private afterBreakIs(): 'prompt' | 'nothing' | 'not' {
+    if (!this.sawBreak) return 'not';
+    const text = this.afterBreak.replace(CONTROLS, '').trimEnd();
+    if (text.length === 0) return 'nothing';
     const k = Math.min(this.tail.length, text.length);
-    return k === 0 || !text.endsWith(this.tail.slice(-k));
+    return k === 0 || !text.endsWith(this.tail.slice(-k)) ? 'prompt' : 'not';
   }
 
   private settle(): void {
     if (this.done) return;
-    if (!this.freshPrompt()) return this.interrupt();
+    const seen = this.afterBreakIs();
+    if (seen === 'nothing') {
+      // A line break, and the prompt still to come: wait for it (the cap still applies).
+      this.timer = setTimeout(() => this.settle(), this.t.retryMs);
+      return;
+    }
+    if (seen === 'not') return this.interrupt();
     // After a repeated Ctrl-C, wait until its own answer had time to come: a prompt that answered
     // an earlier one must not release keys that the later SIGINT would then cut.
     const wait = this.interrupts > 1 ? this.lastInterruptAt + this.t.retryMs - Date.now() : 0;

@@ -41,7 +41,22 @@ test('line editor without a terminal (literal): bytes are text as the shell will
   const got = ed.push(Buffer.from('rm -rf /x \x15\r\nls\x7f\n\x1b[200~a\n'));
   assert.deepEqual(got.map((l) => l.line), ['rm -rf /x \x15\r', 'ls\x7f', '\x1b[200~a']);
   assert.deepEqual(got.map((l) => [l.enter, l.end]), [[12, 13], [16, 17], [24, 25]]);
-  assert.ok(got.every((l) => !l.uncertain));
+  assert.ok(got.every((l) => !l.uncertain && !l.truncated));
+  // As bash reads a script: NUL bytes are skipped, a backslash-newline joins two lines.
+  const joined = new LineEditor(undefined, true).push(Buffer.from('r\0m -r\\\nf /x\necho a\\\\\nls\n'));
+  assert.deepEqual(joined.map((l) => l.line), ['rm -rf /x', 'echo a\\\\', 'ls']);
+});
+
+test('line editor: a UTF-8 sequence cut by a line end does not eat the next line\'s start; an over-long line is marked truncated', () => {
+  for (const literal of [false, true]) {
+    const got = new LineEditor(undefined, literal).push(Buffer.concat([Buffer.from('echo '), Buffer.from([0xe2, 0x80]), Buffer.from(literal ? '\nrm -rf /x\n' : '\rrm -rf /x\r')]));
+    assert.equal(got[1]!.line, 'rm -rf /x', `literal=${literal}`);
+  }
+  const ed = new LineEditor(16);
+  const [long, next] = ed.push(Buffer.from(': ' + 'A'.repeat(20) + '; rm -rf /x\rls\r'));
+  assert.equal(long!.truncated, true);
+  assert.equal(long!.line.length, 16);
+  assert.equal(next!.truncated, false);
 });
 
 test('segments: split at ; && || | & and newlines outside quotes, blanks collapsed', () => {
