@@ -15,7 +15,7 @@ import type { SshChannelKind } from '../../policy/schema.ts';
 import { commandContext, judgeChannel, judgeCommand } from './commands.ts';
 import { SessionHolds, notApprovedMessage } from '../../approvals/session-hold.ts';
 import type { ApprovalAction } from '../../policy/schema.ts';
-import { LineEditor, continuesLine, type LineEvent } from './line-editor.ts';
+import { LineEditor, continuesLine } from './line-editor.ts';
 import { PromptWatch } from './prompt-watch.ts';
 import { SftpObserver, type FileOp } from './sftp.ts';
 import { ScpObserver, scpMode } from './scp.ts';
