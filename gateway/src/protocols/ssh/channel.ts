@@ -383,8 +383,9 @@ export class SessionChannel {
     this.rawTail = Buffer.from(all.subarray(cut));
     if (this.rawTail.length > this.editor!.maxLine + 4096) {
       // The line will be blocked as too long to judge anyway; its bytes are not kept meanwhile.
+      const start = this.rawTail.subarray(0, 1024).toString('utf8');
       this.rawTail = Buffer.alloc(0);
-      return this.lineTooLong();
+      return this.lineTooLong(start);
     }
     if (cut > 0) this.forwardLines(all.subarray(0, cut), shifted, 0, 0, up);
   }
@@ -402,10 +403,13 @@ export class SessionChannel {
     if (!this.closed) up.end();
   }
 
-  /** A line longer than the editor keeps cannot be judged: the shell is closed (fail closed). */
-  private lineTooLong(): void {
+  /**
+   * A line longer than the editor keeps cannot be judged: the shell is closed (fail closed). The
+   * refusal records the line's first 1 KiB (`start`), enough for an auditor to see what it was.
+   */
+  private lineTooLong(start: string): void {
     const max = this.editor!.maxLine;
-    this.session.blocked({ channel: this.n, protocol_kind: 'ssh_shell', statement: '', message: `a line longer than ${max} characters cannot be judged`, rule_id: null, action: 'block', reason: 'unparsable' });
+    this.session.blocked({ channel: this.n, protocol_kind: 'ssh_shell', statement: start, message: `a line longer than ${max} characters cannot be judged`, rule_id: null, action: 'block', reason: 'unparsable' });
     this.notice(`\r\nvigil: a line longer than ${max} characters cannot be judged; closing this shell\r\n`);
     this.close('policy', { code: 'GW_ERR_SSH_LINE_TOO_LONG', reason: `a shell line longer than ${max} characters` });
   }
@@ -421,7 +425,7 @@ export class SessionChannel {
       const start = this.pty ? ev.enter : i > 0 ? lines[i - 1]!.end : 0;
       if (ev.truncated) {
         if (start > pos) up.write(d.subarray(pos, start));
-        return this.lineTooLong();
+        return this.lineTooLong(ev.line.slice(0, 1024));
       }
       // A line ending in a backslash goes on in the next (bash shows its PS2): what runs is the
       // joined text, so that is what is judged, at each Enter.

@@ -221,6 +221,9 @@ test('shell without a terminal: lines are judged as the shell reads them (bytes 
   ch2.write(`: ${'A'.repeat(70_000)}; rm -rf ${WORK}/victim3\n`);
   await until(() => closed2, 'the over-long line closes the shell');
   assert.ok(await victimExists('victim3'), 'the over-long line never ran');
+  const refused = blocked().filter((e) => e.sub === 'shell-nopty');
+  assert.equal(refused.length, 4, 'the over-long line is recorded as blocked');
+  assert.ok(refused[3]!.statement.startsWith(': AAAA') && refused[3]!.statement.length <= 1024, 'with its start');
   const [sid] = h.sessionsOf('shell-nopty');
   await until(() => h.session(sid!).events.some((e) => e.type === 'ssh.channel' && e.action === 'closed' && e.code === 'GW_ERR_SSH_LINE_TOO_LONG'), 'closed with GW_ERR_SSH_LINE_TOO_LONG');
   c.end();
