@@ -51,36 +51,41 @@ export class KafkaEventLog implements EventLog {
     if (topics.length === 0) return;
     const admin = await this.connectAdmin();
     const names = [...new Set(topics)];
-    let created = names;
+    // Which topics are new is asked first: kafkajs's createTopics resolves false whenever every
+    // error it got was TOPIC_ALREADY_EXISTS, also when it did create the others in the same call,
+    // so its answer cannot tell a mix from "all existed" (and the new ones went unwaited for).
+    let existing: Set<string>;
     try {
-      // Resolves false when every topic already existed; throws for anything else. kafkajs's own
-      // leader wait retries only LEADER_NOT_AVAILABLE, but a KRaft broker answers
+      existing = new Set(await admin.listTopics());
+    } catch (err) {
+      throw kafkaLogError('LOG_ERR_KAFKA_ADMIN', `listing topics failed: ${describeKafkaError(err)}`, err);
+    }
+    const created = names.filter((t) => !existing.has(t));
+    if (created.length === 0) return;
+    try {
+      // kafkajs's own leader wait retries only LEADER_NOT_AVAILABLE, but a KRaft broker answers
       // UNKNOWN_TOPIC_OR_PARTITION for a moment after creating a topic (its metadata cache has not
       // caught up yet), which failed the call though the topic was there: waitForTopicLeaders below
       // waits through both.
-      const any = await admin.createTopics({
+      await admin.createTopics({
         waitForLeaders: false,
         timeout: this.config.request_timeout_ms,
-        topics: names.map((topic) => ({
+        topics: created.map((topic) => ({
           topic,
           numPartitions: this.config.partitions,
           replicationFactor: this.config.replication_factor,
         })),
       });
-      if (!any) created = [];
     } catch (err) {
+      // Another process created one in between: it is just as new, and waited for below.
       if (!onlyAlreadyExists(err)) {
         throw kafkaLogError('LOG_ERR_KAFKA_ADMIN', `createTopics failed: ${describeKafkaError(err)}`, err);
       }
-      // Some existed (each such error names its topic); the others were created by this call.
-      const errors = (err as { errors?: { topic?: string }[] }).errors;
-      const existed = new Set(Array.isArray(errors) ? errors.map((e) => e.topic) : names);
-      created = names.filter((t) => !existed.has(t));
     }
-    // Only for topics this call created: a topic that already existed is the producer's to wait
+    // Only for topics that did not exist: a topic that already existed is the producer's to wait
     // for (its sends retry a missing leader, and the gateway's spool covers an unavailable one),
     // so a gateway can still start while a partition of an existing topic has no leader.
-    if (created.length > 0) await waitForTopicLeaders(admin, created, this.config.request_timeout_ms);
+    await waitForTopicLeaders(admin, created, this.config.request_timeout_ms);
   }
 
   producer(): KafkaProducer {
