@@ -4,8 +4,9 @@
  * One `SessionChain` per session; not shared across sessions, so no locking is needed.
  */
 import { randomUUID } from 'node:crypto';
-import { seal, sealFrame, frameHeaderParts, type FrameHeaderParts, type UnsealedEvent } from './codec.ts';
+import { seal, sealFrame, frameHeaderParts, msgTypeJson, type FrameHeaderParts, type UnsealedEvent } from './codec.ts';
 import { GENESIS_HASH } from './envelope.ts';
+import { advanceChain, chainSeq, nativeChainState, nativeSealer, plainSlabs, type FrameSlabs, type NativeSealFrame } from './native.ts';
 
 /** Event members the chain fills in. */
 type ChainManaged = 'session_id' | 'seq' | 'prev_hash' | 'hash' | 'event_id' | 'time' | 'gateway_id' | 'gateway_version';
@@ -27,20 +28,66 @@ export function nowUs(): number {
   return originUs + Math.round(performance.now() * 1000);
 }
 
+/** A frame sealed by the native sealer: its hash is read from the record when someone asks. */
+class NativeFrameRecord implements ChainedRecord {
+  constructor(
+    readonly seq: number,
+    readonly bytes: Buffer,
+  ) {}
+
+  get hash(): string {
+    return this.bytes.toString('hex', 2, 34);
+  }
+}
+
+const msgTypeParts = new Map<string, Buffer>();
+function msgTypePart(msgType: string): Buffer {
+  let b = msgTypeParts.get(msgType);
+  if (b === undefined) {
+    b = Buffer.from(msgTypeJson(msgType), 'utf8');
+    if (msgTypeParts.size < 256) msgTypeParts.set(msgType, b);
+  }
+  return b;
+}
+
 export class SessionChain {
   private seq = 0;
   private prevHash = GENESIS_HASH;
   private readonly parts: FrameHeaderParts;
+  /**
+   * With the native sealer: the chain's head (hash, seq) lives in this buffer, which the sealer
+   * updates in place, and `seq`/`prevHash` above are unused.
+   */
+  private readonly state: Buffer | undefined;
+  private readonly addon: NativeSealFrame | undefined;
+  private readonly slabs: FrameSlabs;
 
   constructor(
     readonly sessionId: string,
     private readonly gateway: { gateway_id: string; gateway_version: string },
+    options: {
+      /** 'js': never the native sealer (tests compare the two); default: the process's choice. */
+      sealer?: 'js';
+      /**
+       * Where native frames are written. A sink that releases its records (EventSink) passes its
+       * pooled slabs; the default slabs are never reused, so records may be kept as long as wanted.
+       */
+      slabs?: FrameSlabs;
+    } = {},
   ) {
     this.parts = frameHeaderParts(sessionId, gateway.gateway_id, gateway.gateway_version);
+    const addon = options.sealer === 'js' ? undefined : nativeSealer.addon;
+    this.state = addon && nativeChainState(this.parts.gateway, this.parts.session);
+    this.addon = this.state && addon;
+    this.slabs = options.slabs ?? plainSlabs;
   }
 
   /** Seal the next event as a `frame` (the hot path: no event object, no generic canonicaliser). */
   frame(direction: 'c2s' | 's2c', msgType: string | undefined, data: Uint8Array, time = nowUs()): ChainedRecord {
+    if (this.addon) {
+      const seq = chainSeq(this.state!);
+      return new NativeFrameRecord(seq, this.slabs.seal(this.addon, this.state!, direction === 's2c', msgType === undefined ? undefined : msgTypePart(msgType), time, data));
+    }
     const seq = this.seq;
     const { hash, bytes } = sealFrame(this.parts, this.prevHash, seq, randomUUID(), time, direction, msgType, data);
     this.seq = seq + 1;
@@ -50,28 +97,36 @@ export class SessionChain {
 
   /** Number of events sealed so far (= next seq). */
   get length(): number {
-    return this.seq;
+    return this.state ? chainSeq(this.state) : this.seq;
   }
 
   get lastHash(): string {
-    return this.prevHash;
+    return this.state ? this.state.toString('hex', 0, 32) : this.prevHash;
+  }
+
+  /** Whether frames of this chain are sealed natively (metrics, tests). */
+  get native(): boolean {
+    return this.addon !== undefined;
   }
 
   next(input: ChainInput): ChainedRecord {
+    const seq = this.length;
     const event = {
       ...input,
       event_id: randomUUID(),
       time: input.time ?? nowUs(),
       session_id: this.sessionId,
-      seq: this.seq,
-      prev_hash: this.prevHash,
+      seq,
+      prev_hash: this.lastHash,
       gateway_id: this.gateway.gateway_id,
       gateway_version: this.gateway.gateway_version,
     } as UnsealedEvent;
     const { hash, bytes } = seal(event);
-    const record = { seq: this.seq, hash, bytes };
-    this.seq++;
-    this.prevHash = hash;
-    return record;
+    if (this.state) advanceChain(this.state, hash, seq + 1);
+    else {
+      this.seq = seq + 1;
+      this.prevHash = hash;
+    }
+    return { seq, hash, bytes };
   }
 }

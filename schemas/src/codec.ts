@@ -150,7 +150,8 @@ function isAscii(s: string): boolean {
 }
 
 const msgTypeCache = new Map<string, string>();
-function msgTypeJson(msgType: string): string {
+/** `,"msg_type":<JSON string>`: the header member a frame's message type adds. */
+export function msgTypeJson(msgType: string): string {
   let s = msgTypeCache.get(msgType);
   if (s === undefined) {
     s = `,"msg_type":${JSON.stringify(msgType)}`;

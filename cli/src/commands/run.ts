@@ -6,7 +6,8 @@
  * API → log → store.
  */
 import pino from 'pino';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { nativeSealer } from '@vigil/schemas/native';
 import { Topics, type EventLog } from '@vigil/eventlog/types';
 import { createEventLog } from '@vigil/eventlog';
 import { openStore, applyDdl, releaseStore } from '@vigil/ingest/store/client';
@@ -104,6 +105,11 @@ export async function startComponents(config: VigilConfig, which: Components): P
     }
 
     if (which.gateway) {
+      // Which frame sealer the log thread uses (same files, same answer there): the JS one is a
+      // correct fallback that costs more CPU per frame, so say so where an operator looks.
+      if (nativeSealer.addon) logger.info({ sealer: 'native' }, 'frame sealer');
+      else logger.warn({ sealer: 'js', reason: nativeSealer.reason }, 'frame sealer: the native sealer is not in use; frames are sealed in JS (same bytes, more CPU per frame)');
+      new Gauge({ name: 'vigil_gateway_native_sealer', help: '1 when frames are sealed by the native sealer, 0 when by the JS fallback', registers: [registry] }).set(nativeSealer.addon ? 1 : 0);
       // Frames are sealed and appended on the log thread; approval mirrors go through this thread's port.
       const producer = log.producer();
       const sink = logThread!.recorder;

@@ -1,0 +1,146 @@
+/**
+ * The native frame sealer (schemas/native/seal_frame.c), when it is built and current: the same
+ * bytes as codec.ts sealFrame() at a fraction of the cost (no header string, no hex digest, no
+ * Buffer per frame; the gateway seals every protocol message, so this is its hottest path).
+ *
+ * It is optional. `npm install` builds it (schemas/native/build.mjs, needs a C compiler and the
+ * node install's headers); without it, or with VIGIL_NATIVE=0, or when the source changed after
+ * the build, the JS sealer is used and `nativeSealer.reason` says why. The two are held to the
+ * same bytes by tests (schemas/src/native.test.ts).
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeSealFrame {
+  /** Returns the record's end offset in `out`, or minus its size when it does not fit. */
+  sealFrame(out: Uint8Array, outOffset: number, chain: Uint8Array, s2c: number, msgTypePart: Uint8Array | undefined, time: number, data: Uint8Array): number;
+}
+
+export const NATIVE_SOURCE = fileURLToPath(new URL('../native/seal_frame.c', import.meta.url));
+export const NATIVE_ADDON = fileURLToPath(new URL('../native/build/vigil_seal.node', import.meta.url));
+/** Written by build.mjs beside the addon: SHA-256 of the source it was built from. */
+export const NATIVE_STAMP = `${NATIVE_ADDON}.source-sha256`;
+
+export function sourceDigest(): string {
+  return createHash('sha256').update(readFileSync(NATIVE_SOURCE)).digest('hex');
+}
+
+function load(): { addon?: NativeSealFrame; reason: string } {
+  if (process.env.VIGIL_NATIVE === '0') return { reason: 'disabled (VIGIL_NATIVE=0)' };
+  let stamp: string;
+  try {
+    stamp = readFileSync(NATIVE_STAMP, 'utf8').trim();
+  } catch {
+    return { reason: 'not built (npm run build:native; needs a C compiler)' };
+  }
+  try {
+    if (stamp !== sourceDigest()) return { reason: 'built from an older seal_frame.c (npm run build:native)' };
+    const addon = createRequire(import.meta.url)(NATIVE_ADDON) as NativeSealFrame;
+    if (typeof addon.sealFrame !== 'function') return { reason: 'the addon has no sealFrame' };
+    return { addon, reason: 'loaded' };
+  } catch (err) {
+    return { reason: `failed to load: ${(err as Error).message}` };
+  }
+}
+
+/** Which sealer this process uses, and why (logged at start, exported in /metrics). */
+export const nativeSealer: { readonly addon?: NativeSealFrame; readonly reason: string } = load();
+
+// Chain state, as seal_frame.c reads it (CHAIN_* there).
+const CHAIN_SEQ = 32;
+const CHAIN_GW_LEN = 40;
+const CHAIN_SESS_LEN = 42;
+const CHAIN_PARTS = 44;
+
+/**
+ * A chain's state for the native sealer: the genesis hash, seq 0 and the session's constant
+ * header fragments, or undefined when a fragment is too long for its u16 length (the JS sealer
+ * then seals this chain).
+ */
+export function nativeChainState(gatewayPart: string, sessionPart: string): Buffer | undefined {
+  const gw = Buffer.from(gatewayPart, 'utf8');
+  const sess = Buffer.from(sessionPart, 'utf8');
+  if (gw.length > 0xffff || sess.length > 0xffff) return undefined;
+  const state = Buffer.alloc(CHAIN_PARTS + gw.length + sess.length); // zeros = GENESIS_HASH
+  state.writeDoubleLE(0, CHAIN_SEQ);
+  state.writeUInt16LE(gw.length, CHAIN_GW_LEN);
+  state.writeUInt16LE(sess.length, CHAIN_SESS_LEN);
+  gw.copy(state, CHAIN_PARTS);
+  sess.copy(state, CHAIN_PARTS + gw.length);
+  return state;
+}
+
+export function chainSeq(state: Buffer): number {
+  return state.readDoubleLE(CHAIN_SEQ);
+}
+
+/** After a JS-sealed event (not a frame) of a native chain: its hash becomes the chain's head. */
+export function advanceChain(state: Buffer, hash: string, nextSeq: number): void {
+  state.write(hash, 0, 32, 'hex');
+  state.writeDoubleLE(nextSeq, CHAIN_SEQ);
+}
+
+/**
+ * Where natively sealed records are written: slabs of SLAB_BYTES, each record a view into one, so
+ * a frame costs no allocation beyond its view.
+ *
+ * Plain slabs (the default) are left to the collector once full. A sink that knows when its
+ * records are no longer referenced uses a pooled FrameSlabs and gives slabs back: `mark()` when it
+ * hands a batch to the log, `release(mark)` once that send is done (the log copied or sent the
+ * values). Recycling matters on the recorder thread: fresh slabs are external memory, and their
+ * churn made V8 run a full collection about twice a second under load.
+ */
+const SLAB_BYTES = 256 * 1024;
+/** Free slabs a pool keeps for reuse (4 MiB). */
+const POOL_KEEP = 16;
+
+export class FrameSlabs {
+  private slab: Buffer;
+  private used = 0;
+  /** Id of the current slab; ids grow by one per slab. */
+  private id = 0;
+  /** Full slabs still referenced, with their ids, oldest first. */
+  private readonly retired: { id: number; slab: Buffer }[] = [];
+  private readonly free: Buffer[] = [];
+
+  constructor(private readonly pooled: boolean) {
+    this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  }
+
+  seal(addon: NativeSealFrame, state: Buffer, s2c: boolean, msgTypePart: Buffer | undefined, time: number, data: Uint8Array): Buffer {
+    const dir = s2c ? 1 : 0;
+    let end = addon.sealFrame(this.slab, this.used, state, dir, msgTypePart, time, data);
+    if (end < 0) {
+      this.next(-end);
+      end = addon.sealFrame(this.slab, 0, state, dir, msgTypePart, time, data);
+    }
+    const bytes = this.slab.subarray(this.used, end);
+    this.used = end;
+    return bytes;
+  }
+
+  /** Everything sealed so far: pass to release() once none of it is referenced any more. */
+  mark(): number {
+    return this.id;
+  }
+
+  /** Records sealed before `mark()` returned `mark` are no longer referenced: their slabs are reused. */
+  release(mark: number): void {
+    while (this.retired.length > 0 && this.retired[0]!.id < mark) {
+      const { slab } = this.retired.shift()!;
+      if (this.pooled && slab.length === SLAB_BYTES && this.free.length < POOL_KEEP) this.free.push(slab);
+    }
+  }
+
+  private next(atLeast: number): void {
+    if (this.pooled) this.retired.push({ id: this.id, slab: this.slab });
+    this.id++;
+    this.slab = atLeast <= SLAB_BYTES ? (this.free.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES)) : Buffer.allocUnsafeSlow(atLeast);
+    this.used = 0;
+  }
+}
+
+/** Slabs of chains that no sink releases (tests, tools): left to the collector. Per thread. */
+export const plainSlabs = new FrameSlabs(false);
