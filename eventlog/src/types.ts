@@ -35,6 +35,8 @@ export interface Producer {
    * (local: fsync'd per the fsync policy; Kafka: acknowledged by all in-sync replicas).
    * Rejects with a `LogError`; callers decide between retry (error.retriable) and fail-closed.
    * Order of records with the same key is preserved across calls from one producer.
+   * Record values belong to the caller again once the promise settles (the gateway's EventSink
+   * reuses the memory of sent records): a producer copies whatever it keeps beyond that.
    */
   send(topic: string, records: LogRecord[]): Promise<void>;
   /** Flush everything pending and release resources. */

@@ -12,6 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { SessionChain, type ChainInput, type ChainedRecord, type Direction } from '@vigil/schemas';
+import { FrameSlabs } from '@vigil/schemas/native';
 import type { LogRecord, Producer } from '@vigil/eventlog/types';
 
 /** The gateway identity stamped on every event of a chain. */
@@ -22,7 +23,10 @@ export interface GatewayInfo {
 
 /** One session's chain as the recorder writes it: sealed here, or in the recorder thread. */
 export interface ChainWriter {
-  /** `data` must not be mutated later; `time` is µs since epoch (taken when the message crossed). */
+  /**
+   * `data` is copied (or sealed) before this returns, so the caller may reuse its buffer (the pg
+   * relay's upstream reads do); `time` is µs since epoch (taken when the message crossed).
+   */
   frame(direction: Direction, msgType: string | undefined, data: Uint8Array, time: number): void;
   event(input: ChainInput): void;
   /** Like `event`, and resolves with the sealed record (its bytes are mirrored elsewhere, e.g. approvals). */
@@ -70,6 +74,12 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
   failure: Error | undefined;
   /** Counters for /metrics. `lost_records`: records of sends that failed for good. */
   readonly stats = { records: 0, bytes: 0, sends: 0, send_errors: 0, lost_records: 0 };
+  /**
+   * Where this sink's chains seal frames (native sealer): a slab is reused once every record in it
+   * was sent. Only chains whose every frame is appended here may use it (openChain's, and the
+   * recorder thread's).
+   */
+  readonly slabs = new FrameSlabs(true);
 
   constructor(
     private readonly producer: Producer,
@@ -94,7 +104,7 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
 
   /** A chain sealed on this thread and appended here. */
   openChain(sessionId: string, gateway: GatewayInfo): ChainWriter {
-    const chain = new SessionChain(sessionId, gateway);
+    const chain = new SessionChain(sessionId, gateway, { slabs: this.slabs });
     return {
       frame: (direction, msgType, data, time) => this.append(sessionId, chain.frame(direction, msgType, data, time).bytes),
       event: (input) => this.append(sessionId, chain.next(input).bytes, { type: input.type }),
@@ -133,6 +143,7 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
     if (this.sending || this.batch.length === 0) return;
     const records = this.batch;
     const bytes = this.batchBytes;
+    const sealed = this.slabs.mark();
     this.batch = [];
     this.batchBytes = 0;
     this.sending = this.sendWithRetry(records)
@@ -150,6 +161,9 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
         },
       )
       .finally(() => {
+        // Sent (or lost for good): the log keeps its own copy, so the slabs of these records, and
+        // of every earlier batch, can take new frames.
+        this.slabs.release(sealed);
         this.sending = undefined;
         if (this.batch.length > 0) this.schedule();
       });

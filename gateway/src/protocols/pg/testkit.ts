@@ -31,7 +31,9 @@ export class MemoryProducer implements Producer {
   async send(_topic: string, records: LogRecord[]): Promise<void> {
     if (this.gate) await this.gate;
     if (this.failWith) throw this.failWith;
-    this.records.push(...records);
+    // Producer contract: values are the caller's again once send() settles (EventSink reuses
+    // its slabs), so a producer that keeps them keeps copies.
+    this.records.push(...records.map((r) => ({ ...r, value: Buffer.from(r.value) })));
   }
   async close(): Promise<void> {}
 }

@@ -66,7 +66,7 @@ export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o
             break;
           }
           case OP_OPEN:
-            chains.set(op.slot, { sessionId: op.sessionId, chain: new SessionChain(op.sessionId, op.gateway) });
+            chains.set(op.slot, { sessionId: op.sessionId, chain: new SessionChain(op.sessionId, op.gateway, { slabs: sink.slabs }) });
             break;
           case OP_EVENT: {
             const { input, reply } = op.event!;
