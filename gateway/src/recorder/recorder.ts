@@ -29,7 +29,7 @@ export class SessionRecorder {
     this.chain = sink.openChain(sessionId, gateway);
   }
 
-  /** Record one protocol message exactly as it crossed the gateway. `data` must not be mutated later. */
+  /** Record one protocol message exactly as it crossed the gateway. `data` is copied before this returns (ChainWriter.frame). */
   frame(direction: Direction, msgType: string | undefined, data: Uint8Array): void {
     if (direction === 'c2s') {
       this.counts.bytes_c2s += data.length;

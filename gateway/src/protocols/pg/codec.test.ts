@@ -95,6 +95,22 @@ test('MessageReader: whole messages inside a chunk are views into it (no copy)',
   assert.ok(seen.every((m) => m.buffer === s2c.buffer));
 });
 
+test('MessageReader: a borrowed chunk may be overwritten once push returns (the head of a split message was copied)', () => {
+  // The stream cut at every offset, each piece read into one reused buffer that is scribbled over
+  // after each push: the messages still come out whole and exact.
+  for (let cut = 1; cut < s2c.length; cut += 7) {
+    const r = new MessageReader({ maxFrameBytes: 1 << 20 });
+    const out: Buffer[] = [];
+    const reused = Buffer.alloc(s2c.length);
+    for (const piece of [s2c.subarray(0, cut), s2c.subarray(cut)]) {
+      piece.copy(reused);
+      r.push(reused.subarray(0, piece.length), (_t, m) => out.push(Buffer.from(m)), true);
+      reused.fill(0xee);
+    }
+    assert.ok(Buffer.concat(out).equals(s2c), `cut at ${cut}`);
+  }
+});
+
 test('MessageReader: an oversized length is refused from the header, before buffering', () => {
   const r = new MessageReader({ maxFrameBytes: 1024 });
   const prefix = oracle(c2s)[0]!; // one valid Query first

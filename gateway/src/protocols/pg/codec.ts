@@ -80,10 +80,12 @@ export class MessageReader {
 
   /**
    * Feed a chunk; `onMessage` gets each complete message (type byte, whole message incl. header).
-   * Views are valid as long as the chunk is (callers must not mutate chunks). Returns the error
-   * that stopped parsing, if any; messages before it were delivered.
+   * Views are valid as long as the chunk is (callers must not mutate chunks). A `borrowed` chunk
+   * is valid only during this call (a reused read buffer): the head of a message it leaves
+   * incomplete is then copied, not kept as a view. Returns the error that stopped parsing, if
+   * any; messages before it were delivered.
    */
-  push(chunk: Buffer, onMessage: MessageHandler): FrameError | undefined {
+  push(chunk: Buffer, onMessage: MessageHandler, borrowed = false): FrameError | undefined {
     if (this.failed) return this.failed;
     const n = chunk.length;
     let off = 0;
@@ -101,7 +103,7 @@ export class MessageReader {
       }
       const rest = this.need - this.held;
       if (n - off < rest) {
-        if (n > off) this.parts.push(chunk.subarray(off));
+        if (n > off) this.parts.push(borrowed ? Buffer.from(chunk.subarray(off)) : chunk.subarray(off));
         this.held += n - off;
         return undefined;
       }
@@ -120,7 +122,7 @@ export class MessageReader {
       if (err) return (this.failed = err);
       const total = 1 + length;
       if (n - off < total) {
-        this.parts = [chunk.subarray(off)];
+        this.parts = [borrowed ? Buffer.from(chunk.subarray(off)) : chunk.subarray(off)];
         this.held = n - off;
         this.need = total;
         return undefined;

@@ -31,7 +31,7 @@ import { evaluate, type CompiledPolicy, type LimitValue, type SessionLimits } fr
 import { PgEnforcer, type ApprovalAnswer, type ApprovalAsk, type BlockReport } from './enforce.ts';
 import { SessionHolds, notApprovedMessage } from '../../approvals/session-hold.ts';
 import { PgMaskStream, type MaskReport } from './mask-stream.ts';
-import { dial, sendCancel, type DialTarget } from './upstream.ts';
+import { dial, sendCancel, type DialTarget, type ReusedReads } from './upstream.ts';
 import type { SessionStarted } from '@vigil/schemas';
 import { tokenFailure } from './token.ts';
 import type { PgProxy, PgProxyOptions } from './proxy.ts';
@@ -41,6 +41,8 @@ const MAX_AUTH_MESSAGE_BYTES = 65_540;
 const SOCKET_END_GRACE_MS = 5000;
 const TERMINATE = 0x58; // 'X'
 const DATA_ROW = 0x44; // 'D'
+/** Size of a session's reused upstream read buffer (libuv's own read size). */
+const READ_BUFFER_BYTES = 64 * 1024;
 const validFrontend = (t: number): boolean => FRONTEND_TYPE_VALID[t] === 1;
 const clip = (s: string): string => (s.length > 100 ? `${s.slice(0, 100)}…` : s);
 
@@ -476,7 +478,7 @@ export class PgSession {
     try {
       password = target.password ? await resolveSecret(target.password, o.env) : undefined;
       if (this.ended) return;
-      const { socket, tls: upstreamTls } = await dial(this.dialTarget(target), o.listener.upstream_connect_timeout_ms);
+      const { socket, tls: upstreamTls } = await dial(this.dialTarget(target), o.listener.upstream_connect_timeout_ms, this.upstreamReads);
       if (this.ended) {
         socket.destroy();
         return;
@@ -492,7 +494,7 @@ export class PgSession {
       return this.refuse(err.code === 'GW_ERR_SECRET_UNRESOLVED' ? 'GW_ERR_UPSTREAM_AUTH' : err.code, message, 'upstream_error', 'protocol', 's2c');
     }
     const up = this.upstream;
-    up.on('data', this.onUpstreamData);
+    up.on('data', (chunk: Buffer) => this.onUpstreamData(chunk)); // TLS targets (reused reads take the rest)
     up.on('close', () => this.guard(() => this.onUpstreamClose()));
     up.on('error', (err: NodeJS.ErrnoException) => o.logger.debug({ session_id: this.id, err: err.code }, 'target socket error'));
     if (this.pauses.upstream.size > 0) up.pause();
@@ -500,6 +502,9 @@ export class PgSession {
     this.upstreamAuth = new UpstreamAuth({ user: target.user, database: this.dbName!, password, params: this.forwardParams, allowed: new Set(target.auth_methods) });
     password = undefined;
     up.write(this.upstreamAuth.startup());
+    // Reads that came before the session took the socket (a target must not speak first, but
+    // if it does, it is handled as a 'data' listener attached here would have seen it).
+    for (const chunk of this.readsBeforeAttach.splice(0)) this.onUpstreamData(chunk);
   }
 
   private onUpstreamClose(): void {
@@ -512,18 +517,42 @@ export class PgSession {
     this.refuse('GW_ERR_UPSTREAM_AUTH', `target "${this.target?.id}" closed the connection during login`, 'upstream_error', 'protocol', 's2c');
   }
 
-  private readonly onUpstreamData = (chunk: Buffer): void =>
+  /**
+   * Upstream reads over plain TCP land in `readBuffer`, reused while nothing keeps a reference to
+   * it: the fast path below records (a copy) and writes the chunk on, and only a write the kernel
+   * did not take at once (queued in the client socket) keeps it — then the next read gets a new
+   * buffer. Everything else (the message-by-message path, the masker, reads before the session
+   * took the socket) works on a copy.
+   */
+  private readBuffer: Buffer | undefined;
+  private readsBeforeAttach: Buffer[] = [];
+  private readonly upstreamReads: ReusedReads = {
+    buffer: () => (this.readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES)),
+    onRead: (bytes) => {
+      if (!this.upstream) this.readsBeforeAttach.push(Buffer.from(bytes));
+      else this.onUpstreamData(bytes, true);
+    },
+  };
+
+  private onUpstreamData(chunk: Buffer, borrowed = false): void {
     this.guard(() => {
       if (this.ended) return;
       // Fast path (whole chunks) only when no held bytes are still unforwarded: the head of a
       // message held by the slow path must go out before its tail.
       const unforwarded = this.s2c.buffered - this.s2cForwarded;
       if (this.state === PgState.Relaying && !this.s2cPerMessage && !this.enforcer?.rewriting && !this.masker?.active && this.limits.max_rows === undefined && unforwarded === 0) {
-        const err = this.s2c.push(chunk, this.recordS2C);
+        // A masker that watches (no rule applies yet) may keep messages: it gets a copy.
+        if (borrowed && this.masker) {
+          chunk = Buffer.from(chunk);
+          borrowed = false;
+        }
+        const err = this.s2c.push(chunk, this.recordS2C, borrowed);
         this.write('client', err ? chunk.subarray(0, err.offset) : chunk);
+        if (borrowed && this.client.writableLength > 0) this.readBuffer = undefined; // the client socket holds it now
         this.s2cForwarded = this.s2c.buffered; // the head of an incomplete message went out with the chunk
         if (err) return this.refuse('GW_ERR_UPSTREAM_PROTOCOL', `target sent a bad message: ${err.message}`, 'protocol_error', 'protocol', 's2c');
       } else {
+        if (borrowed) chunk = Buffer.from(chunk);
         // Message by message (masking, substitutions, limits): one write for the chunk's messages.
         const client = this.client;
         client.cork();
@@ -538,6 +567,7 @@ export class PgSession {
       }
       if (!this.ended) this.checkMemory();
     });
+  }
 
   private readonly recordS2C = (type: number, message: Buffer): void => {
     this.enforcer?.fromServer(type, message); // not rewriting here: only watches ReadyForQuery/ParameterStatus

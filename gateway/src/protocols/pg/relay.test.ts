@@ -171,6 +171,50 @@ test('a large result (≥ 50 MB) is relayed completely and recorded message by m
   assert.ok(h.session(sid!).chainOk);
 });
 
+test('a client that stops and reads in fits gets exactly what the target sent: a reused read buffer is never overwritten while a write holds it', async () => {
+  // The gateway reads the target into a buffer it reuses as long as each chunk is written on at
+  // once. Against a stalled client the socket buffers fill and writes queue, holding the buffer;
+  // rows that trickle in (PostgreSQL sends 8 KiB at a time, below the write high-water mark) then
+  // land in new buffers, or they would overwrite what is queued. Rows that differ one from the
+  // next make an overwrite visible, in what the client gets and in what is recorded.
+  const c = await RawPg.login(h.port, 'fitful', await h.issuer.mint('fitful'));
+  const sid = h.sessionsOf('fitful')[0]!;
+  const rows = 8000;
+  c.socket.pause();
+  c.send(wire.query(`select i, md5(i::text) || repeat(chr(65 + i % 26), 4000 + i % 97) from generate_series(1, ${rows}) i, lateral (select pg_sleep(0.0001)) s`));
+  await new Promise((r) => setTimeout(r, 2500));
+  c.socket.resume();
+  const fits = setInterval(() => {
+    c.socket.pause();
+    setTimeout(() => c.socket.resume(), 20);
+  }, 40);
+  let msgs: Buffer[];
+  try {
+    msgs = await c.until('Z', 60_000);
+  } finally {
+    clearInterval(fits);
+    c.socket.resume();
+  }
+  const dataRows = msgs.filter((m) => m[0] === 0x44);
+  assert.equal(dataRows.length, rows);
+  const { createHash } = await import('node:crypto');
+  dataRows.forEach((m, k) => {
+    const i = k + 1;
+    const a = m.readInt32BE(7);
+    const first = m.toString('utf8', 11, 11 + a);
+    const b = m.readInt32BE(11 + a);
+    const second = m.toString('utf8', 15 + a, 15 + a + b);
+    assert.equal(first, String(i), `row ${i}: first column`);
+    assert.equal(second, createHash('md5').update(String(i)).digest('hex') + String.fromCharCode(65 + (i % 26)).repeat(4000 + (i % 97)), `row ${i}: second column`);
+  });
+  c.send(wire.terminate());
+  await c.closedWith();
+  const events = await ended(sid);
+  const recorded = frames(events, 's2c').filter((f) => f.data[0] === 0x44);
+  assert.equal(recorded.length, rows);
+  recorded.forEach((f, k) => assert.ok(Buffer.from(f.data).equals(dataRows[k]!), `recorded row ${k + 1} differs from what the client got`));
+});
+
 test('cancel: the client\'s CancelRequest (gateway-issued key) cancels the query upstream (57014)', async () => {
   const c = await connect(h, 'canceller');
   const key = c as unknown as { processID: number; secretKey: number };

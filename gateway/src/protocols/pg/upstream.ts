@@ -21,15 +21,31 @@ export interface DialTarget {
 export interface Dialed {
   socket: net.Socket;
   tls: boolean;
+  /** Reads go to the caller's ReusedReads (plain TCP only), not to 'data' events. */
+  reused: boolean;
+}
+
+/**
+ * Reads into a buffer the caller owns and reuses (net.Socket `onread`): no allocation per read,
+ * which on a ping-pong workload is a malloc, a realloc and collector pressure per message. The
+ * bytes passed to `onRead` are valid only until it returns unless `buffer()` then hands out a
+ * new buffer (the caller keeps the old one, e.g. queued in a write).
+ */
+export interface ReusedReads {
+  buffer(): Buffer;
+  onRead(bytes: Buffer): void;
 }
 
 const SSL_YES = 0x53;
 
 /** Connect to a target. Rejects with GW_ERR_UPSTREAM_CONNECT / GW_ERR_UPSTREAM_TLS; never leaks secrets (there are none here). */
-export function dial(target: DialTarget, timeoutMs: number): Promise<Dialed> {
+export function dial(target: DialTarget, timeoutMs: number, reads?: ReusedReads): Promise<Dialed> {
   return new Promise<Dialed>((resolve, reject) => {
     const where = `target "${target.id}" at ${target.host}:${target.port}`;
-    const raw = net.connect({ host: target.host, port: target.port });
+    // TLS reads the SSLRequest answer as a 'data' event and then reads through the TLS socket.
+    const reused = reads !== undefined && target.tls === 'disable';
+    const onread = reused ? { buffer: () => reads.buffer(), callback: (n: number, buf: Uint8Array) => reads.onRead((buf as Buffer).subarray(0, n)) } : undefined;
+    const raw = net.connect({ host: target.host, port: target.port, onread } as net.NetConnectOpts);
     raw.setNoDelay(true);
     // Permanent safety net: an 'error' with no listener would crash the process. The session's own
     // handlers do the real work once attached.
@@ -55,7 +71,7 @@ export function dial(target: DialTarget, timeoutMs: number): Promise<Dialed> {
     );
     raw.once('error', onError);
     raw.once('connect', () => {
-      if (target.tls === 'disable') return finish(undefined, { socket: raw, tls: false });
+      if (target.tls === 'disable') return finish(undefined, { socket: raw, tls: false, reused });
       raw.write(sslRequest());
       raw.once('data', (answer: Buffer) => {
         // Exactly one byte may come back; more would be data injected before the handshake
@@ -79,7 +95,7 @@ export function dial(target: DialTarget, timeoutMs: number): Promise<Dialed> {
         secure.once('error', (err: NodeJS.ErrnoException) =>
           finish(gatewayError('GW_ERR_UPSTREAM_TLS', `TLS to ${where} failed: ${err.code ?? err.message}`)),
         );
-        secure.once('secureConnect', () => finish(undefined, { socket: secure, tls: true }));
+        secure.once('secureConnect', () => finish(undefined, { socket: secure, tls: true, reused: false }));
       });
     });
   });
