@@ -24,7 +24,9 @@
  * busy (asynchronous metrics, merges after a landing, system-log flushes), ingest polls its log,
  * and that load would fall on whichever path ran next (BENCH_ISOLATE=0 runs them all side by side).
  * A Vigil process's own background work still runs during its own runs and is counted in them.
- * Env: BENCH_SECONDS (default 10), BENCH_CLIENTS (4), BENCH_ROUNDS (3), BENCH_SCALE (10), BENCH_ISOLATE (1).
+ * Env: BENCH_SECONDS (default 10), BENCH_CLIENTS (4), BENCH_ROUNDS (3), BENCH_SCALE (10), BENCH_ISOLATE (1),
+ *      BENCH_PATHS (comma-separated subset of direct,pgbouncer,vigil,vigil+policy,vigil-gw,node-relay; default all),
+ *      BENCH_WORKLOADS (S,tpcb; default both), e.g. BENCH_PATHS=pgbouncer,vigil BENCH_WORKLOADS=S for a quick -S ratio.
  * Needs pgbench and pgbouncer (Debian packages postgresql-client / pgbouncer; .ci/run installs them).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -155,25 +157,68 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/** The paths a run can measure, in the order they run within a round. */
+const ALL_PATHS = ['direct', 'pgbouncer', 'vigil', 'vigil+policy', 'vigil-gw', 'node-relay'] as const;
+type PathName = (typeof ALL_PATHS)[number];
+const ALL_WORKLOADS = { S: { name: 'select-only (-S)', selectOnly: true }, tpcb: { name: 'TPC-B (default)', selectOnly: false } } as const;
+
+/** BENCH_PATHS / BENCH_WORKLOADS: comma-separated subsets (default: all); unknown names are an error. */
+function selection<T extends string>(env: string | undefined, all: readonly T[], what: string): T[] {
+  if (!env) return [...all];
+  const picked = env.split(',').map((x) => x.trim()).filter(Boolean);
+  const unknown = picked.filter((x) => !all.includes(x as T));
+  if (unknown.length > 0 || picked.length === 0) throw new Error(`${what}: unknown ${unknown.join(', ') || '(empty)'}; choose from ${all.join(', ')}`);
+  return all.filter((x) => picked.includes(x));
+}
+
+interface Path {
+  conn: { host: string; port: number; user: string; db: string; password?: string };
+  /** The process charged with the path's CPU (absent for direct). */
+  proxy?: Proxy;
+  /** For a full Vigil: where to ask whether ingest landed a run. */
+  landed?: { api: number; token: string; sessions: number };
+  stop(): Promise<unknown> | void;
+}
+
+async function startPath(name: PathName): Promise<Path> {
+  const bench = async (v: Awaited<ReturnType<typeof startVigil>>, withIngest: boolean): Promise<Path> => ({
+    conn: { host: '127.0.0.1', port: v.gatewayPort, user: 'bench', db: `local-pg/${DB}`, password: await v.token('bench', { ttl: '2h', groups: ['analyst', 'app'] }) },
+    proxy: { pid: v.child.pid!, split: true },
+    landed: withIngest ? { api: v.apiPort, token: await v.token('bench-reader', { ttl: '2h', roles: ['analyst'] }), sessions: 0 } : undefined,
+    stop: () => v.stop(),
+  });
+  switch (name) {
+    case 'direct':
+      return { conn: { host: '127.0.0.1', port: 5432, user: 'postgres', db: DB }, stop: () => {} };
+    case 'pgbouncer': {
+      const b = await startPgbouncer();
+      return { conn: { host: '127.0.0.1', port: b.port, user: 'postgres', db: DB }, proxy: { pid: b.pid, split: false }, stop: () => b.stop() };
+    }
+    case 'node-relay': {
+      const r = await startNodeRelay();
+      return { conn: { host: '127.0.0.1', port: r.port, user: 'postgres', db: DB }, proxy: { pid: r.pid, split: false }, stop: () => r.stop() };
+    }
+    case 'vigil':
+      return bench(await startVigil(), true);
+    case 'vigil-gw':
+      return bench(await startVigil({ command: 'gateway' }), false);
+    case 'vigil+policy': {
+      const policyFile = fileURLToPath(new URL('./policy.yaml', import.meta.url));
+      return bench(await startVigil({ config: { gateway: { id: 'gw-bench-policy', policy_file: policyFile } } }), true);
+    }
+  }
+}
+
 async function main(): Promise<void> {
+  const selected = selection(process.env.BENCH_PATHS, ALL_PATHS, 'BENCH_PATHS');
+  const workloads = selection(process.env.BENCH_WORKLOADS, Object.keys(ALL_WORKLOADS) as (keyof typeof ALL_WORKLOADS)[], 'BENCH_WORKLOADS').map((k) => ALL_WORKLOADS[k]);
   // Fresh pgbench database.
   sh('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-qc', `DROP DATABASE IF EXISTS ${DB}`]);
   sh('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-qc', `CREATE DATABASE ${DB}`]);
   sh('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-q', '-s', String(SCALE), DB]);
 
-  const bouncer = await startPgbouncer();
-  const relay = await startNodeRelay();
-  const vigil = await startVigil();
-  const gatewayOnly = await startVigil({ command: 'gateway' });
-  const policyFile = fileURLToPath(new URL('./policy.yaml', import.meta.url));
-  const governed = await startVigil({ config: { gateway: { id: 'gw-bench-policy', policy_file: policyFile } } });
-  const proxies: Record<string, Proxy> = {
-    pgbouncer: { pid: bouncer.pid, split: false },
-    vigil: { pid: vigil.child.pid!, split: true },
-    'vigil+policy': { pid: governed.child.pid!, split: true },
-    'vigil-gw': { pid: gatewayOnly.child.pid!, split: true },
-    'node-relay': { pid: relay.pid, split: false },
-  };
+  const paths: Partial<Record<PathName, Path>> = {};
+  const proxies: Record<string, Proxy> = {};
   // Interrupted mid-run (Ctrl-C): no proxy may be left stopped, nor running on without the bench.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
@@ -190,39 +235,25 @@ async function main(): Promise<void> {
     });
   }
   try {
-    const token = await vigil.token('bench', { ttl: '2h', groups: ['analyst', 'app'] });
-    const gatewayOnlyToken = await gatewayOnly.token('bench', { ttl: '2h', groups: ['analyst', 'app'] });
-    const reader = await vigil.token('bench-reader', { ttl: '2h', roles: ['analyst'] });
-    const governedReader = await governed.token('bench-reader', { ttl: '2h', roles: ['analyst'] });
-    const governedToken = await governed.token('bench', { ttl: '2h', groups: ['analyst', 'app'] });
-    const paths = {
-      direct: { host: '127.0.0.1', port: 5432, user: 'postgres', db: DB },
-      pgbouncer: { host: '127.0.0.1', port: bouncer.port, user: 'postgres', db: DB },
-      vigil: { host: '127.0.0.1', port: vigil.gatewayPort, user: 'bench', db: `local-pg/${DB}`, password: token },
-      'vigil+policy': { host: '127.0.0.1', port: governed.gatewayPort, user: 'bench', db: `local-pg/${DB}`, password: governedToken },
-      'vigil-gw': { host: '127.0.0.1', port: gatewayOnly.gatewayPort, user: 'bench', db: `local-pg/${DB}`, password: gatewayOnlyToken },
-      'node-relay': { host: '127.0.0.1', port: relay.port, user: 'postgres', db: DB },
-    } as const;
-    const workloads = [
-      { name: 'select-only (-S)', selectOnly: true },
-      { name: 'TPC-B (default)', selectOnly: false },
-    ];
-    // Ingest catch-up: sessions each full Vigil has run so far, and how long the last run took to land.
-    const landed = { vigil: { api: vigil.apiPort, token: reader, sessions: 0 }, 'vigil+policy': { api: governed.apiPort, token: governedReader, sessions: 0 } };
-    const catchUp: Record<string, number[]> = { vigil: [], 'vigil+policy': [] };
-    const report: Record<string, Record<string, { tps: number; latency_ms: number; runs: number[]; cpu_us_per_tx?: CpuRoles }>> = {};
-    console.log(`pgbench: ${CLIENTS} clients, ${SECONDS} s per run, ${ROUNDS} interleaved rounds, scale ${SCALE}, ${ISOLATE ? 'each path alone (the other proxies stopped during its runs)' : 'all proxies running side by side'}`);
+    for (const name of selected) {
+      const path = await startPath(name);
+      paths[name] = path;
+      if (path.proxy) proxies[name] = path.proxy;
+    }
+    const catchUp: Record<string, number[]> = Object.fromEntries(selected.filter((n) => paths[n]!.landed).map((n) => [n, []]));
+    const report: Record<string, Partial<Record<PathName, { tps: number; latency_ms: number; runs: number[]; cpu_us_per_tx?: CpuRoles }>>> = {};
+    console.log(`pgbench: ${CLIENTS} clients, ${SECONDS} s per run, ${ROUNDS} interleaved rounds, scale ${SCALE}, ${ISOLATE ? 'each path alone (the other proxies stopped during its runs)' : 'all proxies running side by side'}; paths: ${selected.join(', ')}`);
     for (const w of workloads) {
-      const runs: Record<string, Result[]> = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));
+      const runs: Partial<Record<PathName, Result[]>> = Object.fromEntries(selected.map((k) => [k, []]));
       for (let round = 0; round < ROUNDS; round++) {
-        for (const [name, conn] of Object.entries(paths)) {
-          const r = await isolated(name, proxies, () => pgbench(conn, w.selectOnly, proxies[name]));
+        for (const name of selected) {
+          const path = paths[name]!;
+          const r = await isolated(name, proxies, () => pgbench(path.conn, w.selectOnly, path.proxy));
           runs[name]!.push(r);
           let landing = '';
-          const l = landed[name as keyof typeof landed];
-          if (l) {
-            l.sessions += CLIENTS;
-            const s = await waitLanded(l.api, l.token, l.sessions);
+          if (path.landed) {
+            path.landed.sessions += CLIENTS;
+            const s = await waitLanded(path.landed.api, path.landed.token, path.landed.sessions);
             catchUp[name]!.push(s);
             landing = `  (ingest landed the run ${s.toFixed(1)} s after it ended)`;
           }
@@ -233,14 +264,22 @@ async function main(): Promise<void> {
         Object.entries(runs).map(([k, rs]) => [k, { tps: median(rs.map((r) => r.tps)), latency_ms: median(rs.map((r) => r.latency_ms)), runs: rs.map((r) => Math.round(r.tps)), ...cpuMedians(rs) }]),
       );
     }
+    // Ratios whose both ends were measured.
+    const RATIOS: [label: string, of: PathName, to: PathName][] = [
+      ['vigil/pgbouncer', 'vigil', 'pgbouncer'],
+      ['vigil-gw/pgbouncer', 'vigil-gw', 'pgbouncer'],
+      ['vigil/direct', 'vigil', 'direct'],
+      ['policy cost (vigil+policy/vigil)', 'vigil+policy', 'vigil'],
+      ['node-relay/pgbouncer', 'node-relay', 'pgbouncer'],
+      ['vigil/node-relay', 'vigil', 'node-relay'],
+    ];
+    const ratios = RATIOS.filter(([, a, b]) => selected.includes(a) && selected.includes(b));
     console.log('\nmedian TPS / average latency, and ratios (same run):');
-    console.log('workload            direct            pgbouncer         vigil             vigil-gw          vigil+policy      node-relay        vigil/pgbouncer  vigil-gw/pgbouncer  vigil/direct  policy cost (vigil+policy/vigil)  node-relay/pgbouncer');
+    console.log(`${'workload'.padEnd(20)}${selected.map((n) => n.padEnd(18)).join('')}${ratios.map(([l]) => l.padStart(l.length + 2)).join('')}`);
     for (const [name, r] of Object.entries(report)) {
       const cell = (x: { tps: number; latency_ms: number }) => `${x.tps.toFixed(0).padStart(6)} ${x.latency_ms.toFixed(3).padStart(7)} ms`.padEnd(18);
-      console.log(
-        `${name.padEnd(20)}${cell(r.direct!)}${cell(r.pgbouncer!)}${cell(r.vigil!)}${cell(r['vigil-gw']!)}${cell(r['vigil+policy']!)}${cell(r['node-relay']!)}` +
-          `${(r.vigil!.tps / r.pgbouncer!.tps).toFixed(2).padStart(15)}  ${(r['vigil-gw']!.tps / r.pgbouncer!.tps).toFixed(2).padStart(18)}  ${(r.vigil!.tps / r.direct!.tps).toFixed(2).padStart(12)}  ${(r['vigil+policy']!.tps / r.vigil!.tps).toFixed(2).padStart(32)}  ${(r['node-relay']!.tps / r.pgbouncer!.tps).toFixed(2).padStart(20)}`,
-      );
+      const ratio = ([l, a, b]: (typeof RATIOS)[number]) => (r[a]!.tps / r[b]!.tps).toFixed(2).padStart(l.length + 2);
+      console.log(`${name.padEnd(20)}${selected.map((n) => cell(r[n]!)).join('')}${ratios.map(ratio).join('')}`);
     }
     console.log('\nproxy CPU per transaction, µs (medians of the same runs; Vigil by thread: socket / log / ingest / other):');
     for (const [name, r] of Object.entries(report)) {
@@ -253,16 +292,14 @@ async function main(): Promise<void> {
         });
       console.log(`  ${name.padEnd(18)} ${parts.join('; ')}`);
     }
-    console.log(`\ningest catch-up after a run (s, every run in order): vigil ${catchUp.vigil!.map((s) => s.toFixed(1)).join(', ')}; vigil+policy ${catchUp['vigil+policy']!.map((s) => s.toFixed(1)).join(', ')}`);
+    if (Object.keys(catchUp).length > 0) {
+      console.log(`\ningest catch-up after a run (s, every run in order): ${Object.entries(catchUp).map(([n, xs]) => `${n} ${xs.map((s) => s.toFixed(1)).join(', ')}`).join('; ')}`);
+    }
     mkdirSync('bench-results', { recursive: true });
-    writeFileSync('bench-results/pg.json', JSON.stringify({ date: new Date().toISOString(), clients: CLIENTS, seconds: SECONDS, rounds: ROUNDS, scale: SCALE, isolate: ISOLATE, report, ingest_catch_up_s: catchUp }, null, 2));
+    writeFileSync('bench-results/pg.json', JSON.stringify({ date: new Date().toISOString(), clients: CLIENTS, seconds: SECONDS, rounds: ROUNDS, scale: SCALE, isolate: ISOLATE, paths: selected, report, ingest_catch_up_s: catchUp }, null, 2));
   } finally {
     resumeAll(Object.values(proxies));
-    await vigil.stop();
-    await gatewayOnly.stop();
-    await governed.stop();
-    bouncer.stop();
-    relay.stop();
+    for (const p of Object.values(paths)) await p.stop();
   }
 }
 
@@ -302,4 +339,7 @@ async function startNodeRelay(): Promise<{ port: number; pid: number; stop(): vo
   return { port, pid: child.pid!, stop: () => child.kill('SIGTERM') };
 }
 
-await main();
+await main().catch((err: Error) => {
+  console.error(`bench:pg: ${err.message}`);
+  process.exit(1);
+});
