@@ -1,7 +1,9 @@
 /**
  * `npm run bench:recorder` — what the log thread spends per recorded frame, in three layers, on
  * the `-S` message mix (Query, RowDescription, DataRow, CommandComplete, ReadyForQuery; 4 sessions):
- *   seal                 SessionChain.frame (canonical header + one-shot SHA-256)
+ *   seal                 SessionChain.frame (the native sealer when built: canonical header, event id,
+ *                        SHA-256 in one call)
+ *   seal (JS fallback)   the same with the JS sealer (what runs where the native one is not built)
  *   seal + sink + log    … appended through EventSink to a real LocalEventLog (group-commit fsync)
  *   host (log thread)    … from batches as the socket thread writes them (80 frames per batch,
  *                        posted over a MessageChannel one at a time): the whole log-thread path
@@ -12,6 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SessionChain } from '@vigil/schemas';
+import { nativeSealer } from '@vigil/schemas/native';
 import { LocalEventLog } from '@vigil/eventlog/local/index';
 import { parseLocalEventLogConfig } from '@vigil/eventlog/local/config';
 import { EventSink } from '../sink.ts';
@@ -45,8 +48,8 @@ async function withLog<T>(fn: (sink: EventSink) => Promise<T>): Promise<T> {
   }
 }
 
-function seal(): number {
-  const chains = SESSIONS.map((s) => new SessionChain(s, GW));
+function seal(sealer?: 'js'): number {
+  const chains = SESSIONS.map((s) => new SessionChain(s, GW, { sealer }));
   const t = performance.now();
   for (let i = 0; i < N; i++) chains[i & 3]!.frame(dir(i), TYPES[i % 5], MSGS[i % 5]!, 1_795_000_000_000_000 + i);
   return ((performance.now() - t) * 1000) / N;
@@ -101,13 +104,16 @@ function host(): Promise<number> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const results = { seal: [] as number[], log: [] as number[], host: [] as number[] };
+const results = { seal: [] as number[], js: [] as number[], log: [] as number[], host: [] as number[] };
+if (!nativeSealer.addon) console.log(`(the native sealer is not in use: ${nativeSealer.reason}; both seal rows are the JS sealer)`);
 for (let r = 0; r < ROUNDS; r++) {
   results.seal.push(seal());
+  results.js.push(seal('js'));
   results.log.push(await sealAndLog());
   results.host.push(await host());
 }
 console.log(`recorder, µs per frame (${N} frames × ${ROUNDS} interleaved rounds, median):`);
 console.log(`  seal                  ${median(results.seal).toFixed(2)}`);
+console.log(`  seal (JS fallback)    ${median(results.js).toFixed(2)}`);
 console.log(`  seal + sink + log     ${median(results.log).toFixed(2)}`);
 console.log(`  host (log thread)     ${median(results.host).toFixed(2)}`);
