@@ -22,7 +22,7 @@ const outDir = join(here, 'build');
 const addon = join(outDir, 'vigil_seal.node');
 const strict = process.argv.includes('--strict');
 
-function give_up(why) {
+function giveUp(why) {
   const msg = `native sealer not built: ${why}. Vigil will seal frames in JS (same bytes, more CPU per frame).`;
   if (strict) {
     console.error(`error: ${msg}`);
@@ -32,9 +32,9 @@ function give_up(why) {
   process.exit(0);
 }
 
-if (process.platform !== 'linux' && process.platform !== 'darwin') give_up(`no build recipe for ${process.platform}`);
+if (process.platform !== 'linux' && process.platform !== 'darwin') giveUp(`no build recipe for ${process.platform}`);
 const include = [join(dirname(process.execPath), '..', 'include', 'node'), process.env.VIGIL_NODE_INCLUDE].find((d) => d && existsSync(join(d, 'node_api.h')));
-if (!include) give_up(`node_api.h not found under ${join(dirname(process.execPath), '..', 'include', 'node')} (set VIGIL_NODE_INCLUDE)`);
+if (!include) giveUp(`node_api.h not found under ${join(dirname(process.execPath), '..', 'include', 'node')} (set VIGIL_NODE_INCLUDE)`);
 
 const cc = process.env.CC || 'cc';
 mkdirSync(outDir, { recursive: true });
@@ -43,12 +43,12 @@ const tmp = `${addon}.tmp-${process.pid}`;
 const args = ['-O2', '-fPIC', '-shared', '-std=c11', '-Wall', '-Wextra', '-Werror', '-fvisibility=hidden', `-I${include}`, '-o', tmp, source];
 if (process.platform === 'darwin') args.push('-undefined', 'dynamic_lookup');
 const r = spawnSync(cc, args, { encoding: 'utf8' });
-if (r.error) give_up(`${cc} could not run (${r.error.message})`);
-if (r.status !== 0) give_up(`${cc} failed:\n${r.stderr}`);
+if (r.error) giveUp(`${cc} could not run (${r.error.message})`);
+if (r.status !== 0) giveUp(`${cc} failed:\n${r.stderr}`);
 renameSync(tmp, addon);
 writeFileSync(`${addon}.source-sha256`, createHash('sha256').update(readFileSync(source)).digest('hex') + '\n');
 
 // Load it once here, so a broken build shows at install rather than as a silent fallback.
 const check = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(addon)}); if (typeof m.sealFrame !== 'function') process.exit(3)`], { encoding: 'utf8' });
-if (check.status !== 0) give_up(`the built addon does not load:\n${check.stderr}`);
+if (check.status !== 0) giveUp(`the built addon does not load:\n${check.stderr}`);
 console.log(`native sealer built: ${addon}`);

@@ -237,5 +237,3 @@ export class GroupCommitWriter {
     return this.pendingBytes;
   }
 }
-
-

@@ -21,8 +21,6 @@ export interface DialTarget {
 export interface Dialed {
   socket: net.Socket;
   tls: boolean;
-  /** Reads go to the caller's ReusedReads (plain TCP only), not to 'data' events. */
-  reused: boolean;
 }
 
 /**
@@ -42,9 +40,8 @@ const SSL_YES = 0x53;
 export function dial(target: DialTarget, timeoutMs: number, reads?: ReusedReads): Promise<Dialed> {
   return new Promise<Dialed>((resolve, reject) => {
     const where = `target "${target.id}" at ${target.host}:${target.port}`;
-    // TLS reads the SSLRequest answer as a 'data' event and then reads through the TLS socket.
-    const reused = reads !== undefined && target.tls === 'disable';
-    const onread = reused ? { buffer: () => reads.buffer(), callback: (n: number, buf: Uint8Array) => reads.onRead((buf as Buffer).subarray(0, n)) } : undefined;
+    // Plain TCP only: TLS reads the SSLRequest answer as a 'data' event, then through the TLS socket.
+    const onread = reads && target.tls === 'disable' ? { buffer: () => reads.buffer(), callback: (n: number, buf: Uint8Array) => reads.onRead((buf as Buffer).subarray(0, n)) } : undefined;
     const raw = net.connect({ host: target.host, port: target.port, onread } as net.NetConnectOpts);
     raw.setNoDelay(true);
     // Permanent safety net: an 'error' with no listener would crash the process. The session's own
@@ -71,7 +68,7 @@ export function dial(target: DialTarget, timeoutMs: number, reads?: ReusedReads)
     );
     raw.once('error', onError);
     raw.once('connect', () => {
-      if (target.tls === 'disable') return finish(undefined, { socket: raw, tls: false, reused });
+      if (target.tls === 'disable') return finish(undefined, { socket: raw, tls: false });
       raw.write(sslRequest());
       raw.once('data', (answer: Buffer) => {
         // Exactly one byte may come back; more would be data injected before the handshake
@@ -95,7 +92,7 @@ export function dial(target: DialTarget, timeoutMs: number, reads?: ReusedReads)
         secure.once('error', (err: NodeJS.ErrnoException) =>
           finish(gatewayError('GW_ERR_UPSTREAM_TLS', `TLS to ${where} failed: ${err.code ?? err.message}`)),
         );
-        secure.once('secureConnect', () => finish(undefined, { socket: secure, tls: true, reused: false }));
+        secure.once('secureConnect', () => finish(undefined, { socket: secure, tls: true }));
       });
     });
   });
