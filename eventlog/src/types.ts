@@ -4,6 +4,7 @@
  * Gateway and ingest code only see these types; `createEventLog(config)` picks the
  * implementation. Records are opaque bytes here — the envelope codec lives in `@vigil/schemas`.
  */
+import type { RecordRun } from './run.ts';
 
 /** One record as produced. `key` is the session id: records with the same key stay ordered. */
 export interface LogRecord {
@@ -39,6 +40,11 @@ export interface Producer {
    * reuses the memory of sent records): a producer copies whatever it keeps beyond that.
    */
   send(topic: string, records: LogRecord[]): Promise<void>;
+  /**
+   * The same for records packed as a run (run.ts), where the producer takes them that way (the
+   * local log: no object per record). Same durability, order and ownership rules as `send`.
+   */
+  sendRun?(topic: string, run: RecordRun): Promise<void>;
   /** Flush everything pending and release resources. */
   close(): Promise<void>;
 }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { seal, sealFrame, frameHeaderParts, msgTypeJson, type FrameHeaderParts, type UnsealedEvent } from './codec.ts';
 import { GENESIS_HASH } from './envelope.ts';
-import { advanceChain, chainSeq, nativeChainState, nativeSealer, plainSlabs, type FrameSlabs, type NativeSealFrame } from './native.ts';
+import { advanceChain, chainSeq, frameSlabs, nativeChainState, nativeSealer, type NativeSealFrame } from './native.ts';
 
 /** Event members the chain fills in. */
 type ChainManaged = 'session_id' | 'seq' | 'prev_hash' | 'hash' | 'event_id' | 'time' | 'gateway_id' | 'gateway_version';
@@ -60,7 +60,6 @@ export class SessionChain {
    */
   private readonly state: Buffer | undefined;
   private readonly addon: NativeSealFrame | undefined;
-  private readonly slabs: FrameSlabs;
 
   constructor(
     readonly sessionId: string,
@@ -68,31 +67,35 @@ export class SessionChain {
     options: {
       /** 'js': never the native sealer (tests compare the two); default: the process's choice. */
       sealer?: 'js';
-      /**
-       * Where native frames are written. A sink that releases its records (EventSink) passes its
-       * pooled slabs; the default slabs are never reused, so records may be kept as long as wanted.
-       */
-      slabs?: FrameSlabs;
     } = {},
   ) {
     this.parts = frameHeaderParts(sessionId, gateway.gateway_id, gateway.gateway_version);
     const addon = options.sealer === 'js' ? undefined : nativeSealer.addon;
     this.state = addon && nativeChainState(this.parts.gateway, this.parts.session);
     this.addon = this.state && addon;
-    this.slabs = options.slabs ?? plainSlabs;
   }
 
   /** Seal the next event as a `frame` (the hot path: no event object, no generic canonicaliser). */
   frame(direction: 'c2s' | 's2c', msgType: string | undefined, data: Uint8Array, time = nowUs()): ChainedRecord {
     if (this.addon) {
       const seq = chainSeq(this.state!);
-      return new NativeFrameRecord(seq, this.slabs.seal(this.addon, this.state!, direction === 's2c', msgType === undefined ? undefined : msgTypePart(msgType), time, data));
+      return new NativeFrameRecord(seq, frameSlabs.seal(this.addon, this.state!, direction === 's2c', msgType === undefined ? undefined : msgTypePart(msgType), time, data));
     }
     const seq = this.seq;
     const { hash, bytes } = sealFrame(this.parts, this.prevHash, seq, randomUUID(), time, direction, msgType, data);
     this.seq = seq + 1;
     this.prevHash = hash;
     return { seq, hash, bytes };
+  }
+
+  /**
+   * Seal the next frame straight into `out` at `at` (a native chain only: see `native`), e.g. in
+   * place in a log record. Returns where the sealed bytes end, or minus the room they need from
+   * `at` when they do not fit (nothing is sealed then: call again with room).
+   */
+  sealFrameInto(out: Buffer, at: number, direction: 'c2s' | 's2c', msgType: string | undefined, data: Uint8Array, time: number): number {
+    if (!this.addon) throw new Error('sealFrameInto needs the native sealer (SessionChain.native)');
+    return this.addon.sealFrame(out, at, this.state!, direction === 's2c' ? 1 : 0, msgType === undefined ? undefined : msgTypePart(msgType), time, data);
   }
 
   /** Number of events sealed so far (= next seq). */

@@ -111,29 +111,33 @@ test('the addon refuses bad arguments with a TypeError instead of writing out of
   assert.equal(end, 10 - r);
 });
 
-test('pooled slabs are reused only after release: records sealed before the mark stay intact until then', async () => {
-  const { FrameSlabs } = await import('./native.ts');
-  const slabs = new FrameSlabs(true);
-  const chain = new SessionChain('pool', { gateway_id: 'g', gateway_version: 'v' }, { slabs });
-  const seal = (i: number) => chain.frame('s2c', 'D', Buffer.alloc(3000, i & 0xff), 1 + i).bytes;
-  // Fill more than one slab (256 KiB) and keep copies.
-  const first = Array.from({ length: 200 }, (_, i) => seal(i));
-  const copies = first.map((b) => Buffer.from(b));
-  const firstSlabs = new Set(first.map((b) => b.buffer));
-  assert.ok(firstSlabs.size >= 2, 'the records span several slabs');
-  const mark = slabs.mark();
-  // Before release: later frames never land in those slabs.
-  const more = Array.from({ length: 200 }, (_, i) => seal(200 + i));
-  const moreCopies = more.map((b) => Buffer.from(b));
-  first.forEach((b, i) => assert.ok(b.equals(copies[i]!), `record ${i} overwritten before release`));
-  // After release: the full slabs before the mark's are taken again (not the one in use at the mark).
-  slabs.release(mark);
-  const after = Array.from({ length: 200 }, (_, i) => seal(400 + i));
-  const reused = new Set(after.map((b) => b.buffer).filter((ab) => firstSlabs.has(ab)));
-  assert.ok(reused.size >= 1, 'a released slab is reused');
-  assert.ok(!reused.has(first[first.length - 1]!.buffer), 'the slab in use at the mark is not reused');
-  more.forEach((b, i) => assert.ok(b.equals(moreCopies[i]!), `record ${200 + i}, sealed after the mark, was overwritten`));
-  // Everything still verifies as one chain.
-  const all = [...copies, ...moreCopies, ...after];
-  assert.equal(verifyChain(all.map((b) => Buffer.from(b))).ok, true);
+test('sealFrameInto seals in place (at any offset) the same bytes as the generic sealer; too little room seals nothing', () => {
+  const gw = { gateway_id: 'gw-1', gateway_version: '0.1.0' };
+  const chain = new SessionChain('in-place', gw);
+  const out = Buffer.alloc(1 << 20);
+  let at = 3;
+  let prev = GENESIS_HASH;
+  for (let i = 0; i < 50; i++) {
+    const data = randomBytes(randomInt(0, 3000));
+    const msgType = i % 5 === 0 ? undefined : 'D';
+    const end = chain.sealFrameInto(out, at, 's2c', msgType, data, 1_700_000_000_000_000 + i);
+    assert.ok(end > at + data.length);
+    const bytes = out.subarray(at, end);
+    const event = decode(bytes) as Extract<ChainedEvent, { type: 'frame' }>;
+    const generic = seal({
+      type: 'frame', version: 1, event_id: event.event_id, time: 1_700_000_000_000_000 + i, session_id: 'in-place', seq: i, prev_hash: prev,
+      gateway_id: gw.gateway_id, gateway_version: gw.gateway_version, direction: 's2c', ...(msgType === undefined ? {} : { msg_type: msgType }), data,
+    });
+    assert.ok(generic.bytes.equals(bytes), `frame ${i}`);
+    prev = generic.hash;
+    at = end + (i % 3);
+  }
+  assert.equal(chain.length, 50);
+  // No room: minus what it needs, nothing written, the chain unchanged.
+  const tail = out.length - 10;
+  const need = chain.sealFrameInto(out, tail, 'c2s', 'Q', Buffer.alloc(100), 1);
+  assert.ok(need < -100);
+  assert.equal(chain.length, 50);
+  assert.equal(chain.lastHash, prev);
+  assert.throws(() => new SessionChain('js', gw, { sealer: 'js' }).sealFrameInto(out, 0, 'c2s', 'Q', Buffer.alloc(1), 1), /native sealer/);
 });

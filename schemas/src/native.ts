@@ -83,64 +83,30 @@ export function advanceChain(state: Buffer, hash: string, nextSeq: number): void
 }
 
 /**
- * Where natively sealed records are written: slabs of SLAB_BYTES, each record a view into one, so
- * a frame costs no allocation beyond its view.
- *
- * Plain slabs (the default) are left to the collector once full. A sink that knows when its
- * records are no longer referenced uses a pooled FrameSlabs and gives slabs back: `mark()` when it
- * hands a batch to the log, `release(mark)` once that send is done (the log copied or sent the
- * values). Recycling matters on the recorder thread: fresh slabs are external memory, and their
- * churn made V8 run a full collection about twice a second under load.
+ * Where SessionChain.frame() writes natively sealed records: slabs of SLAB_BYTES, each record a
+ * view into one, so a frame costs no allocation beyond its view; a full slab is left to the
+ * collector once its records are. (The gateway's recorder does not come here: it seals in place,
+ * into its record runs — SessionChain.sealFrameInto.)
  */
 const SLAB_BYTES = 256 * 1024;
-/** Free slabs a pool keeps for reuse (4 MiB). */
-const POOL_KEEP = 16;
 
 export class FrameSlabs {
-  private slab: Buffer;
+  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
   private used = 0;
-  /** Id of the current slab; ids grow by one per slab. */
-  private id = 0;
-  /** Full slabs still referenced, with their ids, oldest first. */
-  private readonly retired: { id: number; slab: Buffer }[] = [];
-  private readonly free: Buffer[] = [];
-
-  constructor(private readonly pooled: boolean) {
-    this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-  }
 
   seal(addon: NativeSealFrame, state: Buffer, s2c: boolean, msgTypePart: Buffer | undefined, time: number, data: Uint8Array): Buffer {
     const dir = s2c ? 1 : 0;
     let end = addon.sealFrame(this.slab, this.used, state, dir, msgTypePart, time, data);
     if (end < 0) {
-      this.next(-end);
+      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, -end));
+      this.used = 0;
       end = addon.sealFrame(this.slab, 0, state, dir, msgTypePart, time, data);
     }
     const bytes = this.slab.subarray(this.used, end);
     this.used = end;
     return bytes;
   }
-
-  /** Everything sealed so far: pass to release() once none of it is referenced any more. */
-  mark(): number {
-    return this.id;
-  }
-
-  /** Records sealed before `mark()` returned `mark` are no longer referenced: their slabs are reused. */
-  release(mark: number): void {
-    while (this.retired.length > 0 && this.retired[0]!.id < mark) {
-      const { slab } = this.retired.shift()!;
-      if (this.pooled && slab.length === SLAB_BYTES && this.free.length < POOL_KEEP) this.free.push(slab);
-    }
-  }
-
-  private next(atLeast: number): void {
-    if (this.pooled) this.retired.push({ id: this.id, slab: this.slab });
-    this.id++;
-    this.slab = atLeast <= SLAB_BYTES ? (this.free.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES)) : Buffer.allocUnsafeSlow(atLeast);
-    this.used = 0;
-  }
 }
 
-/** Slabs of chains that no sink releases (tests, tools): left to the collector. Per thread. */
-export const plainSlabs = new FrameSlabs(false);
+/** Per thread. */
+export const frameSlabs = new FrameSlabs();

@@ -28,7 +28,7 @@ import { LocalConsumer, type ConsumerHost, type LocalConsumerOptions } from './c
 import { logError } from './errors.ts';
 import { acquireLock, type DirLock } from './lock.ts';
 import { fsyncDir, readAllCommitted, readCommitted } from './offsets.ts';
-import { encodedSize } from './record.ts';
+import { runOf, runSizes, type RecordRun } from '../run.ts';
 import { listSegments, recoverSegment } from './segment.ts';
 import { checkTopicName, TopicState } from './topic.ts';
 import { GroupCommitWriter } from './writer.ts';
@@ -58,9 +58,8 @@ export interface LogUsage {
 
 interface Blocked {
   topic: TopicState;
-  records: LogRecord[];
+  run: RecordRun;
   sizes: number[];
-  total: number;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -150,6 +149,8 @@ export class LocalEventLog implements EventLog {
     return {
       send: (topic, records) =>
         closed ? Promise.reject(logError('LOG_ERR_CLOSED', 'producer closed')) : this.send(topic, records),
+      sendRun: (topic, run) =>
+        closed ? Promise.reject(logError('LOG_ERR_CLOSED', 'producer closed')) : this.sendRun(topic, run),
       close: async () => {
         closed = true;
         if (!this.closed) await this.writer.drain();
@@ -186,56 +187,69 @@ export class LocalEventLog implements EventLog {
   /** Append; resolves once durable per the fsync policy (see writer.ts). */
   send(topicName: string, records: LogRecord[]): Promise<void> {
     try {
-      this.assertOpen();
-      const err = this.writer.error;
-      if (err) throw err;
-      const topic = this.topics.get(topicName);
-      if (!topic) {
-        checkTopicName(topicName);
-        throw logError('LOG_ERR_UNKNOWN_TOPIC', `topic ${topicName} does not exist (ensureTopics first)`);
-      }
+      const topic = this.writableTopic(topicName);
       if (!Array.isArray(records)) throw logError('LOG_ERR_INVALID_RECORD', 'records must be an array');
       if (records.length === 0) return Promise.resolve();
-      const sizes = new Array<number>(records.length);
-      let total = 0;
-      for (let i = 0; i < records.length; i++) {
-        const s = encodedSize(records[i]!);
-        if (s > this.config.max_record_bytes) {
-          throw logError('LOG_ERR_TOO_LARGE', `record of ${s} bytes exceeds max_record_bytes ${this.config.max_record_bytes}`);
-        }
-        sizes[i] = s;
-        total += s;
-      }
-      if (total > this.config.max_bytes - this.config.segment_bytes) {
-        throw logError('LOG_ERR_TOO_LARGE', `a send of ${total} bytes can never fit under max_bytes; split it`);
-      }
-      if (this.blocked.length === 0 && this.used + total <= this.config.max_bytes) {
-        this.used += total;
-        return this.writer.append(topic, records, sizes, total);
-      }
-      return new Promise<void>((resolve, reject) => {
-        this.blocked.push({ topic, records, sizes, total, resolve, reject });
-        this.scheduleRetention(true);
-      });
+      return this.admit(topic, runOf(records));
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** Append a record run (run.ts): the same as send() without an object per record. */
+  sendRun(topicName: string, run: RecordRun): Promise<void> {
+    try {
+      const topic = this.writableTopic(topicName);
+      if (run?.count === 0) return Promise.resolve();
+      return this.admit(topic, run);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private writableTopic(topicName: string): TopicState {
+    this.assertOpen();
+    const err = this.writer.error;
+    if (err) throw err;
+    const topic = this.topics.get(topicName);
+    if (!topic) {
+      checkTopicName(topicName);
+      throw logError('LOG_ERR_UNKNOWN_TOPIC', `topic ${topicName} does not exist (ensureTopics first)`);
+    }
+    return topic;
+  }
+
+  /** Admit a run now if it fits and nothing waits before it, else queue it (the full policy). */
+  private admit(topic: TopicState, run: RecordRun): Promise<void> {
+    const sizes = runSizes(run, this.config.max_record_bytes);
+    const total = run.bytes;
+    if (total > this.config.max_bytes - this.config.segment_bytes) {
+      throw logError('LOG_ERR_TOO_LARGE', `a send of ${total} bytes can never fit under max_bytes; split it`);
+    }
+    if (this.blocked.length === 0 && this.used + total <= this.config.max_bytes) {
+      this.used += total;
+      return this.writer.append(topic, run, sizes);
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.blocked.push({ topic, run, sizes, resolve, reject });
+      this.scheduleRetention(true);
+    });
   }
 
   /** Admit queued sends that now fit, in order. */
   private admitBlocked(afterRetention: boolean): void {
     while (this.blocked.length > 0) {
       const b = this.blocked[0]!;
-      if (this.used + b.total > this.config.max_bytes) break;
+      if (this.used + b.run.bytes > this.config.max_bytes) break;
       this.blocked.shift();
-      this.used += b.total;
-      this.writer.append(b.topic, b.records, b.sizes, b.total).then(b.resolve, b.reject);
+      this.used += b.run.bytes;
+      this.writer.append(b.topic, b.run, b.sizes).then(b.resolve, b.reject);
     }
     if (this.blocked.length > 0 && afterRetention && this.config.when_full === 'fail_closed') {
       const rejected = this.blocked;
       this.blocked = [];
       for (const b of rejected) {
-        this.rejectedFull += b.records.length;
+        this.rejectedFull += b.run.count;
         b.reject(logError('LOG_ERR_FULL', `event log full (${this.used} of ${this.config.max_bytes} bytes used)`));
       }
     }

@@ -52,19 +52,13 @@ export function encodedSize(r: LogRecord): number {
   return size;
 }
 
-/** Encode `r` at `pos` in `buf` (which has room, per encodedSize). Returns the new position. */
-export function encodeInto(buf: Buffer, pos: number, r: LogRecord, offset: number, timestamp: number): number {
+/**
+ * Encode `r` at `pos` in `buf` (which has room, per encodedSize) with its offset, timestamp and CRC
+ * left for stampRecord: what a record run holds until the log appends it. Returns the new position.
+ */
+export function encodeUnstamped(buf: Buffer, pos: number, r: LogRecord): number {
   const start = pos;
-  pos += 8; // length + crc, filled in below
-  buf.writeUInt32BE(Math.floor(offset / TWO_32), pos);
-  buf.writeUInt32BE(offset % TWO_32, pos + 4);
-  buf.writeUInt32BE(Math.floor(timestamp / TWO_32), pos + 8);
-  buf.writeUInt32BE(timestamp % TWO_32, pos + 12);
-  buf[pos + 16] = RECORD_FORMAT;
-  pos += 17;
-  const keyLen = buf.write(r.key, pos + 2, 'utf8');
-  buf.writeUInt16BE(keyLen, pos);
-  pos += 2 + keyLen;
+  pos = writeKey(buf, pos, r.key);
   const countPos = pos;
   pos += 2;
   let count = 0;
@@ -82,10 +76,50 @@ export function encodeInto(buf: Buffer, pos: number, r: LogRecord, offset: numbe
   buf.writeUInt16BE(count, countPos);
   buf.writeUInt32BE(r.value.length, pos);
   pos += 4;
-  pos += r.value.copy(buf, pos);
+  buf.set(r.value, pos);
+  pos += r.value.length;
   buf.writeUInt32BE(pos - start - 4, start);
-  buf.writeUInt32BE(crc32(buf.subarray(start + 8, pos)), start + 4);
   return pos;
+}
+
+/**
+ * The fixed head of a record whose value the caller writes in place (no headers): format, key,
+ * a header count of 0. Returns where the value's length goes; the value follows it (+4), and
+ * finishInPlace completes the record once the value's end is known.
+ */
+export function beginInPlace(buf: Buffer, pos: number, key: Buffer): number {
+  buf[pos + 24] = RECORD_FORMAT;
+  buf.writeUInt16BE(key.length, pos + 25);
+  buf.set(key, pos + 27);
+  const p = pos + 27 + key.length;
+  buf[p] = 0; // header_count u16 BE = 0
+  buf[p + 1] = 0;
+  return p + 2;
+}
+
+/** Complete a record begun with beginInPlace at `start`: its value ends at `end`. */
+export function finishInPlace(buf: Buffer, start: number, lengthAt: number, end: number): void {
+  buf.writeUInt32BE(end - lengthAt - 4, lengthAt);
+  buf.writeUInt32BE(end - start - 4, start);
+}
+
+function writeKey(buf: Buffer, pos: number, key: string): number {
+  buf[pos + 24] = RECORD_FORMAT;
+  const keyLen = buf.write(key, pos + 27, 'utf8');
+  buf.writeUInt16BE(keyLen, pos + 25);
+  return pos + 27 + keyLen;
+}
+
+/**
+ * Give the encoded record at `start` (ending at `end`) its offset and timestamp, then its CRC:
+ * done by the log as it appends, in offset order.
+ */
+export function stampRecord(buf: Buffer, start: number, end: number, offset: number, timestamp: number): void {
+  buf.writeUInt32BE(Math.floor(offset / TWO_32), start + 8);
+  buf.writeUInt32BE(offset % TWO_32, start + 12);
+  buf.writeUInt32BE(Math.floor(timestamp / TWO_32), start + 16);
+  buf.writeUInt32BE(timestamp % TWO_32, start + 20);
+  buf.writeUInt32BE(crc32(buf.subarray(start + 8, end)), start + 4);
 }
 
 export interface DecodedRecord {
@@ -123,11 +157,21 @@ export function decodeAt(buf: Buffer, pos: number, end: number, maxBody: number)
   const crc = buf.readUInt32BE(pos + 4);
   if (crc32(buf.subarray(pos + 8, recEnd)) !== crc) return { status: 'corrupt', reason: 'CRC mismatch' };
   // From here the bytes are what the writer wrote; framing errors would mean a writer bug.
-  let p = pos + 8;
-  const offset = buf.readUInt32BE(p) * TWO_32 + buf.readUInt32BE(p + 4);
-  const timestamp = buf.readUInt32BE(p + 8) * TWO_32 + buf.readUInt32BE(p + 12);
-  if (buf[p + 16] !== RECORD_FORMAT) return { status: 'corrupt', reason: `unknown format ${buf[p + 16]}` };
-  p += 17;
+  const offset = buf.readUInt32BE(pos + 8) * TWO_32 + buf.readUInt32BE(pos + 12);
+  const timestamp = buf.readUInt32BE(pos + 16) * TWO_32 + buf.readUInt32BE(pos + 20);
+  const parsed = parseRecord(buf, pos, recEnd);
+  if (typeof parsed === 'string') return { status: 'corrupt', reason: parsed };
+  return { status: 'ok', record: { offset, timestamp, ...parsed, size: 4 + body } };
+}
+
+/**
+ * Key, headers and value of the record at `pos` ending at `recEnd` (its length prefix already
+ * checked), or why its framing is wrong. The value is a view into `buf`.
+ */
+export function parseRecord(buf: Buffer, pos: number, recEnd: number): LogRecord | string {
+  let p = pos + 24;
+  if (buf[p] !== RECORD_FORMAT) return `unknown format ${buf[p]}`;
+  p += 1;
   const keyLen = buf.readUInt16BE(p);
   const key = buf.toString('utf8', p + 2, p + 2 + keyLen);
   p += 2 + keyLen;
@@ -145,9 +189,10 @@ export function decodeAt(buf: Buffer, pos: number, end: number, maxBody: number)
       p += 4 + vLen;
     }
   }
+  if (p + 4 > recEnd) return 'inconsistent record framing';
   const valueLen = buf.readUInt32BE(p);
   p += 4;
-  if (p + valueLen !== recEnd) return { status: 'corrupt', reason: 'inconsistent record framing' };
+  if (p + valueLen !== recEnd) return 'inconsistent record framing';
   const value = buf.subarray(p, recEnd);
-  return { status: 'ok', record: { offset, timestamp, key, headers, value, size: 4 + body } };
+  return headers ? { key, headers, value } : { key, value };
 }

@@ -1,9 +1,9 @@
 /**
  * Group-commit writer: the hot path.
  *
- * `append()` encodes records straight into a per-topic pending buffer (no per-record allocation,
- * no Buffer.concat, no syscall) and returns a promise. A flush then does, per touched topic, ONE
- * positional write of everything pending (two if the segment rolls) and ONE fsync, and resolves
+ * `append()` copies a record run (run.ts) into a per-topic pending buffer and stamps its records
+ * with their offsets and CRCs (no per-record allocation, no Buffer.concat, no syscall), and
+ * returns a promise. A flush then does, per touched topic, ONE positional write of everything pending (two if the segment rolls) and ONE fsync, and resolves
  * every promise it covers. Flushes never overlap: sends arriving during a flush's fsync join the
  * next one, which is what makes the commit "group".
  *
@@ -18,11 +18,11 @@
  */
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LogRecord } from '../types.ts';
+import type { RecordRun } from '../run.ts';
 import type { LocalEventLogConfig } from './config.ts';
 import { logError } from './errors.ts';
 import { fsyncDir } from './offsets.ts';
-import { encodeInto } from './record.ts';
+import { stampRecord } from './record.ts';
 import { segmentName, type SegmentInfo } from './segment.ts';
 import type { PendingChunk, TopicState } from './topic.ts';
 
@@ -60,15 +60,18 @@ export class GroupCommitWriter {
   ) {}
 
   /**
-   * Encode `records` (with their precomputed `sizes`) into the topic's pending chunk and return a
-   * promise resolved once they are durable. Offsets are assigned here, in call order.
+   * Append a run's records (each `sizes[i]` bytes, checked by the caller) to the topic's pending
+   * chunk, giving them their offsets (in call order), timestamp and CRCs, and return a promise
+   * resolved once they are durable. The run's buffer is not referred to after this returns.
    */
-  append(topic: TopicState, records: LogRecord[], sizes: number[], total: number): Promise<void> {
+  append(topic: TopicState, run: RecordRun, sizes: number[]): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
     const timestamp = Date.now();
     const segmentBytes = this.config.segment_bytes;
+    const src = run.buf;
     let chunk = topic.chunks.length > 0 ? topic.chunks[topic.chunks.length - 1]! : null;
-    for (let i = 0; i < records.length; i++) {
+    let p = 0;
+    for (let i = 0; i < sizes.length; ) {
       const size = sizes[i]!;
       if (topic.projectedSize > 0 && topic.projectedSize + size > segmentBytes) {
         // Roll: this record starts a new segment. A record larger than segment_bytes gets a
@@ -79,22 +82,32 @@ export class GroupCommitWriter {
       } else if (chunk === null) {
         chunk = this.newChunk(topic.nextOffset, topic.segments.length === 0, size);
         topic.chunks.push(chunk);
-      } else if (chunk.used + size > chunk.buf.length) {
-        const grown = Buffer.allocUnsafe(Math.max(chunk.buf.length * 2, chunk.used + size));
+      }
+      // The records from i on that stay in this segment go in with one copy, then are stamped.
+      let n = 1;
+      let bytes = size;
+      while (i + n < sizes.length && topic.projectedSize + bytes + sizes[i + n]! <= segmentBytes) bytes += sizes[i + n++]!;
+      if (chunk.used + bytes > chunk.buf.length) {
+        const grown = Buffer.allocUnsafe(Math.max(chunk.buf.length * 2, chunk.used + bytes));
         chunk.buf.copy(grown, 0, 0, chunk.used);
         this.keep(chunk.buf);
         chunk.buf = grown;
       }
-      chunk.used = encodeInto(chunk.buf, chunk.used, records[i]!, topic.nextOffset, timestamp);
-      topic.nextOffset++;
+      src.copy(chunk.buf, chunk.used, p, p + bytes);
+      for (let end = i + n; i < end; i++) {
+        const at = chunk.used;
+        chunk.used = at + sizes[i]!;
+        stampRecord(chunk.buf, at, chunk.used, topic.nextOffset++, timestamp);
+      }
+      p += bytes;
       chunk.end = topic.nextOffset;
-      topic.projectedSize += size;
+      topic.projectedSize += bytes;
     }
     this.dirty.add(topic);
-    this.pendingBytes += total;
-    const p = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.pendingBytes += run.bytes;
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.schedule();
-    return p;
+    return done;
   }
 
   private schedule(): void {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LogRecord, Producer } from '@vigil/eventlog/types';
 import { LogError } from '@vigil/eventlog/types';
+import { recordsOf, type RecordRun } from '@vigil/eventlog/run';
 import { EventSink } from './sink.ts';
 import { decode, verifyChain, type ChainedEvent } from '@vigil/schemas';
 
@@ -64,32 +65,69 @@ test('a non-retriable failure latches, counts the lost records once, releases th
   assert.equal((sink.failure as LogError).code, 'LOG_ERR_IO');
 });
 
-test('an EventSink gives its slabs back once a batch is sent: frames after many batches are still exact', async () => {
-  const kept: Buffer[] = [];
-  const producer = {
-    async send(_t: string, records: { value: Buffer }[]) {
+/** A run-taking producer (like the local log) that reads each run's records back after a loop turn. */
+function runProducer() {
+  const kept: LogRecord[] = [];
+  const buffers = new Set<Buffer>();
+  const producer: Producer = {
+    async send() {
+      throw new Error('the sink must use sendRun when the producer has it');
+    },
+    async sendRun(_t: string, run: RecordRun) {
+      buffers.add(run.buf);
       await new Promise((r) => setImmediate(r));
-      for (const r of records) kept.push(Buffer.from(r.value));
+      for (const r of recordsOf(run)) kept.push({ ...r, value: Buffer.from(r.value) });
     },
     async close() {},
   };
+  return { producer, kept, buffers };
+}
+
+test('an EventSink seals frames into record runs and reuses them once sent: 8 MB later, every frame is exact', async () => {
+  const { producer, kept, buffers } = runProducer();
   const sink = new EventSink(producer, { topic: 't', high_water_bytes: 1 << 30, low_water_bytes: 1 << 29, retry_backoff_ms: 1 });
   const w = sink.openChain('s', { gateway_id: 'g', gateway_version: 'v' });
-  const buffers = new Set<ArrayBufferLike>();
-  const original = sink.slabs.seal.bind(sink.slabs);
-  sink.slabs.seal = (...args: Parameters<typeof original>) => {
-    const b = original(...args);
-    buffers.add(b.buffer);
-    return b;
-  };
+  const sizeOf = (n: number) => (n % 250 === 0 ? 300_000 : 2000 + (n % 7)); // some frames far past a run's room
   for (let round = 0; round < 40; round++) {
-    for (let i = 0; i < 100; i++) w.frame('c2s', 'Q', Buffer.alloc(2000, (round * 100 + i) & 0xff), 1 + round * 100 + i);
+    for (let i = 0; i < 100; i++) {
+      const n = round * 100 + i;
+      w.frame('c2s', 'Q', Buffer.alloc(sizeOf(n), n & 0xff), 1 + n);
+      if (i === 50) w.event({ type: 'policy.limit', version: 1, rule_id: 'r', limit: 'max_rows', value: round, observed: round + 1 } as never);
+    }
     await sink.drain();
   }
-  assert.equal(kept.length, 4000);
-  const report = verifyChain(kept);
+  assert.equal(kept.length, 4040);
+  assert.ok(kept.every((r) => r.key === 's'));
+  const report = verifyChain(kept.map((r) => r.value));
   assert.equal(report.ok, true, report.problem);
-  kept.forEach((b, n) => assert.ok(Buffer.from((decode(b) as Extract<ChainedEvent, { type: 'frame' }>).data).equals(Buffer.alloc(2000, n & 0xff))));
-  // 8 MB of frames went through a handful of slabs.
-  assert.ok(buffers.size <= 6, `slabs used: ${buffers.size}`);
+  const frames = kept.filter((r) => r.headers === undefined).map((r) => decode(r.value) as Extract<ChainedEvent, { type: 'frame' }>);
+  assert.equal(frames.length, 4000);
+  frames.forEach((f, n) => assert.ok(Buffer.from(f.data).equals(Buffer.alloc(sizeOf(n), n & 0xff)), `frame ${n}`));
+  assert.deepEqual(
+    kept.filter((r) => r.headers).map((r) => r.headers),
+    Array.from({ length: 40 }, () => ({ type: 'policy.limit' })),
+  );
+  // 40 sends went through a handful of run buffers.
+  assert.ok(buffers.size <= 6, `run buffers used: ${buffers.size}`);
+});
+
+test('a producer without sendRun gets the run\'s records: keys, headers and values', async () => {
+  const got: LogRecord[] = [];
+  const producer: Producer = {
+    async send(_t, records) {
+      for (const r of records) got.push({ ...r, value: Buffer.from(r.value) });
+    },
+    async close() {},
+  };
+  const sink = new EventSink(producer, opts);
+  const a = sink.openChain('sess-a', { gateway_id: 'g', gateway_version: 'v' });
+  const b = sink.openChain('sess-ü', { gateway_id: 'g', gateway_version: 'v' });
+  a.frame('c2s', 'Q', Buffer.from('select 1'), 10);
+  b.frame('s2c', undefined, Buffer.from([0, 1, 2]), 11);
+  a.event({ type: 'policy.limit', version: 1, rule_id: 'r', limit: 'max_rows', value: 1, observed: 2 } as never);
+  await sink.drain();
+  assert.deepEqual(got.map((r) => r.key), ['sess-a', 'sess-ü', 'sess-a']);
+  assert.deepEqual(got.map((r) => r.headers), [undefined, undefined, { type: 'policy.limit' }]);
+  assert.deepEqual(Buffer.from((decode(got[1]!.value) as Extract<ChainedEvent, { type: 'frame' }>).data), Buffer.from([0, 1, 2]));
+  assert.equal(verifyChain([got[0]!.value, got[2]!.value]).ok, true);
 });

@@ -3,7 +3,9 @@
  *
  * Recorders append sealed records synchronously (no promise per frame); the sink hands everything
  * accumulated during one turn of the event loop to the log in one `send`, so the log's own group
- * commit sees large batches. Memory is bounded: past `high_water_bytes` of records not yet durable
+ * commit sees large batches. Records accumulate as a record run (@vigil/eventlog/run): natively
+ * sealed frames are sealed straight into it, in place in their log records, and the local log
+ * takes the run as it is (other producers get its records back out). Memory is bounded: past `high_water_bytes` of records not yet durable
  * the sink reports pressure and the proxies stop reading from their sockets (backpressure — audit
  * data is never dropped); below `low_water_bytes` they resume.
  *
@@ -12,8 +14,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { SessionChain, type ChainInput, type ChainedRecord, type Direction } from '@vigil/schemas';
-import { FrameSlabs } from '@vigil/schemas/native';
-import type { LogRecord, Producer } from '@vigil/eventlog/types';
+import type { Producer } from '@vigil/eventlog/types';
+import { RecordRunBuilder, recordsOf, type RecordRun } from '@vigil/eventlog/run';
 
 /** The gateway identity stamped on every event of a chain. */
 export interface GatewayInfo {
@@ -62,8 +64,8 @@ export interface EventSinkEvents {
 }
 
 export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSink {
-  private batch: LogRecord[] = [];
-  private batchBytes = 0;
+  /** Records accumulating for the next send. */
+  private readonly run = new RecordRunBuilder();
   private scheduled = false;
   private pending = 0;
   private pressured = false;
@@ -72,14 +74,8 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
   private sending: Promise<void> | undefined;
   /** Set once a non-retriable error made events impossible to persist. */
   failure: Error | undefined;
-  /** Counters for /metrics. `lost_records`: records of sends that failed for good. */
+  /** Counters for /metrics. `bytes`: event bytes; `lost_records`: records of sends that failed for good. */
   readonly stats = { records: 0, bytes: 0, sends: 0, send_errors: 0, lost_records: 0 };
-  /**
-   * Where this sink's chains seal frames (native sealer): a slab is reused once every record in it
-   * was sent. Only chains whose every frame is appended here may use it (openChain's, and the
-   * recorder thread's).
-   */
-  readonly slabs = new FrameSlabs(true);
 
   constructor(
     private readonly producer: Producer,
@@ -104,9 +100,10 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
 
   /** A chain sealed on this thread and appended here. */
   openChain(sessionId: string, gateway: GatewayInfo): ChainWriter {
-    const chain = new SessionChain(sessionId, gateway, { slabs: this.slabs });
+    const chain = new SessionChain(sessionId, gateway);
+    const key = Buffer.from(sessionId);
     return {
-      frame: (direction, msgType, data, time) => this.append(sessionId, chain.frame(direction, msgType, data, time).bytes),
+      frame: (direction, msgType, data, time) => this.appendFrame(sessionId, key, chain, direction, msgType, data, time),
       event: (input) => this.append(sessionId, chain.next(input).bytes, { type: input.type }),
       sealedEvent: async (input) => {
         const record = chain.next(input);
@@ -117,12 +114,31 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
     };
   }
 
+  /** Append a sealed event (copied). */
   append(key: string, value: Buffer, headers?: Record<string, string>): void {
-    this.batch.push(headers ? { key, value, headers } : { key, value });
-    this.batchBytes += value.length;
-    this.pending += value.length;
+    this.appended(this.run.add(headers ? { key, value, headers } : { key, value }), value.length);
+  }
+
+  /**
+   * Seal `chain`'s next frame and append it (`key` is `sessionId`'s UTF-8 bytes). A native chain
+   * seals in place, in its log record: no buffer per frame.
+   */
+  appendFrame(sessionId: string, key: Buffer, chain: SessionChain, direction: Direction, msgType: string | undefined, data: Uint8Array, time: number): void {
+    if (!chain.native) return this.append(sessionId, chain.frame(direction, msgType, data, time).bytes);
+    const run = this.run;
+    const at = run.beginValue(key);
+    let end = chain.sealFrameInto(run.buf, at, direction, msgType, data, time);
+    if (end < 0) {
+      run.growValue(at, -end);
+      end = chain.sealFrameInto(run.buf, at, direction, msgType, data, time);
+    }
+    this.appended(run.endValue(end), end - at);
+  }
+
+  private appended(recordBytes: number, eventBytes: number): void {
+    this.pending += recordBytes;
     this.stats.records++;
-    this.stats.bytes += value.length;
+    this.stats.bytes += eventBytes;
     if (!this.pressured && this.pending >= this.options.high_water_bytes) this.setPressure(true);
     this.schedule();
   }
@@ -140,32 +156,28 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
    */
   private readonly flush = (): void => {
     this.scheduled = false;
-    if (this.sending || this.batch.length === 0) return;
-    const records = this.batch;
-    const bytes = this.batchBytes;
-    const sealed = this.slabs.mark();
-    this.batch = [];
-    this.batchBytes = 0;
-    this.sending = this.sendWithRetry(records)
+    if (this.sending) return;
+    const run = this.run.take();
+    if (!run) return;
+    this.sending = this.sendWithRetry(run)
       .then(
-        () => this.release(bytes),
+        () => this.release(run.bytes),
         (err: Error) => {
           // Non-retriable: these records cannot be made durable. Count them as lost and release
           // their bytes (so pressure cannot latch forever); latch the failure, which makes the
           // gateway end live sessions and refuse new ones when fail-closed.
-          this.stats.lost_records += records.length;
-          this.release(bytes);
+          this.stats.lost_records += run.count;
+          this.release(run.bytes);
           const first = this.failure === undefined;
           this.failure ??= err;
           if (first) this.emit('failure', err);
         },
       )
       .finally(() => {
-        // Sent (or lost for good): the log keeps its own copy, so the slabs of these records, and
-        // of every earlier batch, can take new frames.
-        this.slabs.release(sealed);
+        // Sent (or lost for good): the log keeps its own copy, so the run's memory takes new records.
+        this.run.recycle(run);
         this.sending = undefined;
-        if (this.batch.length > 0) this.schedule();
+        if (this.run.bytes > 0) this.schedule();
       });
   };
 
@@ -174,11 +186,13 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
     if (this.pressured && this.pending <= this.options.low_water_bytes) this.setPressure(false);
   }
 
-  private async sendWithRetry(records: LogRecord[]): Promise<void> {
+  private async sendWithRetry(run: RecordRun): Promise<void> {
+    // The local log takes the run as it is; any other producer gets its records (views into it).
+    const records = this.producer.sendRun ? undefined : recordsOf(run);
     for (;;) {
       try {
         this.stats.sends++;
-        await this.producer.send(this.options.topic, records);
+        await (records ? this.producer.send(this.options.topic, records) : this.producer.sendRun!(this.options.topic, run));
         return;
       } catch (err) {
         this.stats.send_errors++;
@@ -198,7 +212,7 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
   async drain(): Promise<void> {
     for (;;) {
       if (this.sending) await this.sending;
-      else if (this.batch.length > 0) this.flush();
+      else if (this.run.bytes > 0) this.flush();
       else return;
     }
   }

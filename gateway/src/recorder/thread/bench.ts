@@ -58,9 +58,10 @@ function seal(sealer?: 'js'): number {
 function sealAndLog(): Promise<number> {
   return withLog(async (sink) => {
     const chains = SESSIONS.map((s) => new SessionChain(s, GW));
+    const keys = SESSIONS.map((s) => Buffer.from(s));
     const t = performance.now();
     for (let i = 0; i < N; i++) {
-      sink.append(SESSIONS[i & 3]!, chains[i & 3]!.frame(dir(i), TYPES[i % 5], MSGS[i % 5]!, 1_795_000_000_000_000 + i).bytes);
+      sink.appendFrame(SESSIONS[i & 3]!, keys[i & 3]!, chains[i & 3]!, dir(i), TYPES[i % 5], MSGS[i % 5]!, 1_795_000_000_000_000 + i);
       if (i % 80 === 79) await new Promise((r) => setImmediate(r)); // a loop turn per batch, as on the log thread
     }
     await sink.drain();

@@ -18,6 +18,8 @@ import type { FromRecorder, ToRecorder } from './protocol.ts';
 
 interface OpenChain {
   sessionId: string;
+  /** `sessionId` as UTF-8: the key of every record of the chain. */
+  key: Buffer;
   chain: SessionChain;
 }
 
@@ -62,11 +64,11 @@ export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o
           case OP_FRAME: {
             const c = chainOf(op.slot);
             if (!c) refuse(op.slot, 'frame');
-            else sink.append(c.sessionId, c.chain.frame(op.direction, op.msgType, op.data, op.time).bytes);
+            else sink.appendFrame(c.sessionId, c.key, c.chain, op.direction, op.msgType, op.data, op.time);
             break;
           }
           case OP_OPEN:
-            chains.set(op.slot, { sessionId: op.sessionId, chain: new SessionChain(op.sessionId, op.gateway, { slabs: sink.slabs }) });
+            chains.set(op.slot, { sessionId: op.sessionId, key: Buffer.from(op.sessionId), chain: new SessionChain(op.sessionId, op.gateway) });
             break;
           case OP_EVENT: {
             const { input, reply } = op.event!;
