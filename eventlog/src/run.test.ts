@@ -150,3 +150,48 @@ test('a run that does not fit waits (backpressure) and lands in order once space
   assert.equal(blocked.error, undefined);
   await waitFor(() => seen === 40, `all 40 records consumed (got ${seen})`, 10_000);
 });
+
+test('the local log refuses a run whose records are malformed inside (it would stamp a valid CRC over them)', async (t) => {
+  const dir = await tempDir(t);
+  let log = await LocalEventLog.open({ dir });
+  await log.ensureTopics(['frames']);
+  const p = log.producer();
+  const good = runOf([rec('key', 'value', { type: 'frame' })]);
+  const bend = (what: string, fn: (b: Buffer) => void) => {
+    const buf = Buffer.from(good.buf.subarray(0, good.bytes));
+    fn(buf);
+    return { what, run: { buf, bytes: good.bytes, count: 1 } };
+  };
+  const keyAt = 25;
+  const bad = [
+    bend('format byte', (b) => (b[24] = 7)),
+    bend('key length past the record', (b) => b.writeUInt16BE(0xfff0, keyAt)),
+    bend('header count past the record', (b) => b.writeUInt16BE(50, keyAt + 2 + 3)),
+    bend('value length short', (b) => b.writeUInt32BE(3, good.bytes - 5 - 4)),
+    bend('value length long', (b) => b.writeUInt32BE(1 << 30, good.bytes - 5 - 4)),
+  ];
+  for (const { what, run } of bad) {
+    await assert.rejects(p.sendRun!('frames', run), (e: LogError) => e.code === 'LOG_ERR_INVALID_RECORD', what);
+    assert.throws(() => recordsOf(run), (e: LogError) => e.code === 'LOG_ERR_INVALID_RECORD', what);
+  }
+  await assert.rejects(p.sendRun!('frames', { ...good, count: 0 }), (e: LogError) => e.code === 'LOG_ERR_INVALID_RECORD', 'records the count leaves out');
+  await p.sendRun!('frames', good);
+  await log.close();
+  log = await LocalEventLog.open({ dir });
+  t.after(() => log.close());
+  assert.equal(log.recovery.droppedBytes, 0);
+  const got = await consumeN(log, 'g', 'frames', 1);
+  assert.deepEqual([got[0]!.key, got[0]!.value.toString(), got[0]!.headers], ['key', 'value', { type: 'frame' }]);
+});
+
+test('fail_closed: a run that does not fit is refused with LOG_ERR_FULL and every record of it is counted', async (t) => {
+  const dir = await tempDir(t);
+  const log = await LocalEventLog.open({ dir, segment_bytes: 8192, max_bytes: 40_000, max_record_bytes: 4096, when_full: 'fail_closed', poll_interval_ms: 10 });
+  t.after(() => log.close());
+  await log.ensureTopics(['frames']);
+  const p = log.producer();
+  const batch = () => runOf(Array.from({ length: 10 }, () => rec('k', Buffer.alloc(1000, 1))));
+  for (let i = 0; i < 3; i++) await p.sendRun!('frames', batch());
+  await assert.rejects(p.sendRun!('frames', batch()), (e: LogError) => e.code === 'LOG_ERR_FULL');
+  assert.equal(log.usage().rejectedFull, 10);
+});

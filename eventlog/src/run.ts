@@ -7,7 +7,7 @@
  */
 import type { LogRecord } from './types.ts';
 import { logError } from './local/errors.ts';
-import { RECORD_OVERHEAD, beginInPlace, encodeUnstamped, encodedSize, finishInPlace, parseRecord } from './local/record.ts';
+import { RECORD_OVERHEAD, beginInPlace, encodeUnstamped, encodedSize, finishInPlace, framingError, parseRecord } from './local/record.ts';
 
 export interface RecordRun {
   /** Records from byte 0 to `bytes`, each with its length prefix. */
@@ -21,6 +21,7 @@ const SPARE_RUNS = 4;
 const SPARE_MAX_BYTES = 4 * 1024 * 1024;
 /** Room reserved after a record's head for a value written in place, before the writer asks for more. */
 const IN_PLACE_ROOM = 1024;
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Appends records to a growable buffer; `take()` hands the run over and starts the next one in a
@@ -40,7 +41,7 @@ export class RecordRunBuilder {
   private readonly spare: Buffer[] = [];
 
   constructor(private readonly initialBytes = 64 * 1024) {
-    this.buf = Buffer.allocUnsafeSlow(initialBytes);
+    this.buf = EMPTY;
   }
 
   /** Bytes of the records added since the last take(). */
@@ -76,7 +77,7 @@ export class RecordRunBuilder {
 
   /** The value written in place ends at `end`: the record is complete. Returns its size. */
   endValue(end: number): number {
-    if (this.head < 0 || end < this.lengthAt + 4 || end > this.buf.length) throw new Error('endValue out of place');
+    if (this.head < 0 || !Number.isInteger(end) || end < this.lengthAt + 4 || end > this.buf.length) throw new Error('endValue out of place');
     finishInPlace(this.buf, this.head, this.lengthAt, end);
     const size = end - this.head;
     this.used = end;
@@ -85,12 +86,18 @@ export class RecordRunBuilder {
     return size;
   }
 
+  /** Drop the record begun with beginValue (its value could not be written): the run is as before it. */
+  abortValue(): void {
+    this.head = -1;
+  }
+
   /** The records added so far as a run (its buffer is the caller's until recycled), or undefined when none. */
   take(): RecordRun | undefined {
     this.assertNoValueOpen();
     if (this.count === 0) return undefined;
     const run = { buf: this.buf, bytes: this.used, count: this.count };
-    this.buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(Math.max(this.initialBytes, Math.min(this.used, SPARE_MAX_BYTES)));
+    // The next buffer is allocated when the first record needs it (a one-off builder never does).
+    this.buf = this.spare.pop() ?? EMPTY;
     this.used = 0;
     this.count = 0;
     return run;
@@ -108,8 +115,8 @@ export class RecordRunBuilder {
 
   private grow(atLeast: number): void {
     if (atLeast <= this.buf.length) return;
-    const next = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, atLeast));
-    // The record being written in place moves with the rest (its head is below `atLeast`).
+    const next = Buffer.allocUnsafeSlow(Math.max(this.initialBytes, this.buf.length * 2, atLeast));
+    // The record being written in place moves with the rest (its value may be partly written).
     this.buf.copy(next, 0, 0, this.head >= 0 ? this.buf.length : this.used);
     this.buf = next;
   }
@@ -120,8 +127,8 @@ export class RecordRunBuilder {
 }
 
 /**
- * Check a run's framing (every length prefix in bounds, sizes at most `maxRecordBytes`, the count
- * right) and return each record's size in order. Throws LOG_ERR_INVALID_RECORD / LOG_ERR_TOO_LARGE.
+ * Check a run's framing (every length prefix in bounds, each record's inside well formed, sizes at
+ * most `maxRecordBytes`, the count right) and return each record's size in order. Throws LOG_ERR_INVALID_RECORD / LOG_ERR_TOO_LARGE.
  */
 export function runSizes(run: RecordRun, maxRecordBytes: number): number[] {
   if (!run || !Buffer.isBuffer(run.buf) || !Number.isInteger(run.bytes) || run.bytes < 0 || run.bytes > run.buf.length) {
@@ -133,6 +140,10 @@ export function runSizes(run: RecordRun, maxRecordBytes: number): number[] {
     const size = 4 + run.buf.readUInt32BE(p);
     if (size < RECORD_OVERHEAD || p + size > run.bytes) throw logError('LOG_ERR_INVALID_RECORD', `record run: bad record length at ${p}`);
     if (size > maxRecordBytes) throw logError('LOG_ERR_TOO_LARGE', `record of ${size} bytes exceeds max_record_bytes ${maxRecordBytes}`);
+    // The log stamps a valid CRC over whatever is inside: a record it could not read back later
+    // must be refused here, not written.
+    const bad = framingError(run.buf, p, p + size);
+    if (bad) throw logError('LOG_ERR_INVALID_RECORD', `record run: ${bad} at ${p}`);
     sizes.push(size);
     p += size;
   }

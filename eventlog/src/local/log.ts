@@ -200,7 +200,7 @@ export class LocalEventLog implements EventLog {
   sendRun(topicName: string, run: RecordRun): Promise<void> {
     try {
       const topic = this.writableTopic(topicName);
-      if (run?.count === 0) return Promise.resolve();
+      if (run?.count === 0 && run.bytes === 0) return Promise.resolve();
       return this.admit(topic, run);
     } catch (err) {
       return Promise.reject(err);

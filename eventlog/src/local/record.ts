@@ -165,13 +165,36 @@ export function decodeAt(buf: Buffer, pos: number, end: number, maxBody: number)
 }
 
 /**
+ * Why the framing inside the record at `pos` ending at `recEnd` (its length prefix already checked)
+ * is wrong, or undefined when it is right: the format byte, the key, the headers and the value
+ * must end exactly at the record's end. Decodes nothing (the log checks every run it is handed).
+ */
+export function framingError(buf: Buffer, pos: number, recEnd: number): string | undefined {
+  let p = pos + 24;
+  if (buf[p] !== RECORD_FORMAT) return `unknown format ${buf[p]}`;
+  p += 3 + buf.readUInt16BE(p + 1);
+  if (p + 2 > recEnd) return 'key runs past the record';
+  const count = buf.readUInt16BE(p);
+  p += 2;
+  for (let i = 0; i < count; i++) {
+    if (p + 2 > recEnd) return 'headers run past the record';
+    p += 2 + buf.readUInt16BE(p);
+    if (p + 4 > recEnd) return 'headers run past the record';
+    p += 4 + buf.readUInt32BE(p);
+  }
+  if (p + 4 > recEnd) return 'inconsistent record framing';
+  if (p + 4 + buf.readUInt32BE(p) !== recEnd) return 'inconsistent record framing';
+  return undefined;
+}
+
+/**
  * Key, headers and value of the record at `pos` ending at `recEnd` (its length prefix already
  * checked), or why its framing is wrong. The value is a view into `buf`.
  */
 export function parseRecord(buf: Buffer, pos: number, recEnd: number): LogRecord | string {
-  let p = pos + 24;
-  if (buf[p] !== RECORD_FORMAT) return `unknown format ${buf[p]}`;
-  p += 1;
+  const bad = framingError(buf, pos, recEnd);
+  if (bad) return bad;
+  let p = pos + 25;
   const keyLen = buf.readUInt16BE(p);
   const key = buf.toString('utf8', p + 2, p + 2 + keyLen);
   p += 2 + keyLen;
@@ -189,10 +212,6 @@ export function parseRecord(buf: Buffer, pos: number, recEnd: number): LogRecord
       p += 4 + vLen;
     }
   }
-  if (p + 4 > recEnd) return 'inconsistent record framing';
-  const valueLen = buf.readUInt32BE(p);
-  p += 4;
-  if (p + valueLen !== recEnd) return 'inconsistent record framing';
-  const value = buf.subarray(p, recEnd);
+  const value = buf.subarray(p + 4, recEnd);
   return headers ? { key, headers, value } : { key, value };
 }

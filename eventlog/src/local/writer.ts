@@ -73,21 +73,18 @@ export class GroupCommitWriter {
     let p = 0;
     for (let i = 0; i < sizes.length; ) {
       const size = sizes[i]!;
-      if (topic.projectedSize > 0 && topic.projectedSize + size > segmentBytes) {
-        // Roll: this record starts a new segment. A record larger than segment_bytes gets a
-        // segment of its own rather than being refused (max_record_bytes bounds it).
-        chunk = this.newChunk(topic.nextOffset, true, size);
-        topic.chunks.push(chunk);
-        topic.projectedSize = 0;
-      } else if (chunk === null) {
-        chunk = this.newChunk(topic.nextOffset, topic.segments.length === 0, size);
-        topic.chunks.push(chunk);
-      }
+      // Roll: this record starts a new segment. A record larger than segment_bytes gets a
+      // segment of its own rather than being refused (max_record_bytes bounds it).
+      const roll = topic.projectedSize > 0 && topic.projectedSize + size > segmentBytes;
+      if (roll) topic.projectedSize = 0;
       // The records from i on that stay in this segment go in with one copy, then are stamped.
       let n = 1;
       let bytes = size;
       while (i + n < sizes.length && topic.projectedSize + bytes + sizes[i + n]! <= segmentBytes) bytes += sizes[i + n++]!;
-      if (chunk.used + bytes > chunk.buf.length) {
+      if (roll || chunk === null) {
+        chunk = this.newChunk(topic.nextOffset, roll || topic.segments.length === 0, bytes);
+        topic.chunks.push(chunk);
+      } else if (chunk.used + bytes > chunk.buf.length) {
         const grown = Buffer.allocUnsafe(Math.max(chunk.buf.length * 2, chunk.used + bytes));
         chunk.buf.copy(grown, 0, 0, chunk.used);
         this.keep(chunk.buf);

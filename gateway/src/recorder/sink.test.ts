@@ -4,7 +4,7 @@ import type { LogRecord, Producer } from '@vigil/eventlog/types';
 import { LogError } from '@vigil/eventlog/types';
 import { recordsOf, type RecordRun } from '@vigil/eventlog/run';
 import { EventSink } from './sink.ts';
-import { decode, verifyChain, type ChainedEvent } from '@vigil/schemas';
+import { decode, verifyChain, SessionChain, type ChainedEvent } from '@vigil/schemas';
 
 class FlakyProducer implements Producer {
   delivered: string[] = [];
@@ -130,4 +130,52 @@ test('a producer without sendRun gets the run\'s records: keys, headers and valu
   assert.deepEqual(got.map((r) => r.headers), [undefined, undefined, { type: 'policy.limit' }]);
   assert.deepEqual(Buffer.from((decode(got[1]!.value) as Extract<ChainedEvent, { type: 'frame' }>).data), Buffer.from([0, 1, 2]));
   assert.equal(verifyChain([got[0]!.value, got[2]!.value]).ok, true);
+});
+
+test('a frame that cannot be sealed throws on its own: the records around it are sent, the chain has no gap', async () => {
+  const { producer, kept } = runProducer();
+  const sink = new EventSink(producer, opts);
+  const chain = new SessionChain('s', { gateway_id: 'g', gateway_version: 'v' });
+  assert.equal(chain.native, true, 'this test is about in-place sealing');
+  const key = Buffer.from('s');
+  sink.appendFrame('s', key, chain, 'c2s', 'Q', Buffer.from('before'), 1);
+  assert.throws(() => sink.appendFrame('s', key, chain, 'c2s', 'Q', Buffer.from('bad time'), 1.5), TypeError);
+  sink.appendFrame('s', key, chain, 's2c', 'Z', Buffer.alloc(5000, 2), 2); // grows the run past its room
+  await sink.drain();
+  assert.equal(sink.failure, undefined);
+  assert.equal(kept.length, 2);
+  assert.equal(verifyChain(kept.map((r) => r.value)).ok, true);
+  assert.deepEqual(kept.map((r) => (decode(r.value) as ChainedEvent).seq), [0, 1]);
+});
+
+test('JS-sealed chains (no native sealer) go through the same sink and read back the same way', async () => {
+  const { producer, kept } = runProducer();
+  const sink = new EventSink(producer, opts);
+  const chain = new SessionChain('s', { gateway_id: 'g', gateway_version: 'v' }, { sealer: 'js' });
+  for (let i = 0; i < 20; i++) sink.appendFrame('s', Buffer.from('s'), chain, i % 2 ? 's2c' : 'c2s', 'D', Buffer.alloc(i * 100, i), 10 + i);
+  await sink.drain();
+  assert.equal(verifyChain(kept.map((r) => r.value)).ok, true);
+  kept.forEach((r, i) => assert.ok(Buffer.from((decode(r.value) as Extract<ChainedEvent, { type: 'frame' }>).data).equals(Buffer.alloc(i * 100, i))));
+});
+
+test('a run re-sent after a retriable error is intact, and nothing overtakes it', async () => {
+  const { producer, kept } = runProducer();
+  const sendRun = producer.sendRun!.bind(producer);
+  let failures = 2;
+  producer.sendRun = async (t, run) => {
+    if (failures-- > 0) throw new LogError('LOG_ERR_X', 'transient', true);
+    return sendRun(t, run);
+  };
+  const sink = new EventSink(producer, opts);
+  const w = sink.openChain('s', { gateway_id: 'g', gateway_version: 'v' });
+  for (let i = 0; i < 50; i++) w.frame('c2s', 'Q', Buffer.from(`q${i}`), 1 + i);
+  await new Promise((r) => setTimeout(r, 5)); // the first send is failing and being retried
+  for (let i = 50; i < 100; i++) w.frame('c2s', 'Q', Buffer.from(`q${i}`), 1 + i);
+  await sink.drain();
+  assert.equal(sink.stats.send_errors, 2);
+  assert.equal(verifyChain(kept.map((r) => r.value)).ok, true);
+  assert.deepEqual(
+    kept.map((r) => Buffer.from((decode(r.value) as Extract<ChainedEvent, { type: 'frame' }>).data).toString()),
+    Array.from({ length: 100 }, (_, i) => `q${i}`),
+  );
 });

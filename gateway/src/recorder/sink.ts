@@ -127,12 +127,22 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
     if (!chain.native) return this.append(sessionId, chain.frame(direction, msgType, data, time).bytes);
     const run = this.run;
     const at = run.beginValue(key);
-    let end = chain.sealFrameInto(run.buf, at, direction, msgType, data, time);
-    if (end < 0) {
-      run.growValue(at, -end);
-      end = chain.sealFrameInto(run.buf, at, direction, msgType, data, time);
+    let recordBytes: number;
+    let eventBytes: number;
+    try {
+      let end = chain.sealFrameInto(run.buf, at, direction, msgType, data, time);
+      if (end < 0) {
+        run.growValue(at, -end);
+        end = chain.sealFrameInto(run.buf, at, direction, msgType, data, time);
+      }
+      eventBytes = end - at;
+      recordBytes = run.endValue(end);
+    } catch (err) {
+      // Nothing was sealed (the chain is as before): the run stays whole for the records around it.
+      run.abortValue();
+      throw err;
     }
-    this.appended(run.endValue(end), end - at);
+    this.appended(recordBytes, eventBytes);
   }
 
   private appended(recordBytes: number, eventBytes: number): void {
