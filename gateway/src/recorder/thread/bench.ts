@@ -4,7 +4,8 @@
  *   seal                 SessionChain.frame (the native sealer when built: canonical header, event id,
  *                        SHA-256 in one call)
  *   seal (JS fallback)   the same with the JS sealer (what runs where the native one is not built)
- *   seal + sink + log    … appended through EventSink to a real LocalEventLog (group-commit fsync)
+ *   seal + sink + log    sealed in place into an EventSink's record run (appendFrame) and appended
+ *                        to a real LocalEventLog (group-commit fsync)
  *   host (log thread)    … from batches as the socket thread writes them (80 frames per batch,
  *                        posted over a MessageChannel one at a time): the whole log-thread path
  * Interleaved rounds, median µs per frame. Usage: npm run bench:recorder [frames per round]
