@@ -96,5 +96,7 @@ test('vigil start: ssh session recorded, ingested, exported; host key persisted;
   assert.equal(readFileSync(hostKeyFile, 'utf8'), hostKey);
   const keyBody = sshd.clientKeyText.split('\n').filter((l) => l && !l.startsWith('-----'));
   for (const line of keyBody) assert.ok(!vigil.output().includes(line), 'target key material in vigil output');
+  // Ready means the PostgreSQL port accepts; the SSH listener may log a moment later.
+  for (let i = 0; i < 100 && !/ssh gateway listening/i.test(vigil.output()); i++) await new Promise((r) => setTimeout(r, 100));
   assert.match(vigil.output(), /ssh gateway listening/i);
 });
