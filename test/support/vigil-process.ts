@@ -4,7 +4,7 @@
  * tests can search them (secrets must never appear there).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,7 +44,7 @@ export async function startVigil(
     /** What means started: the gateway port (default), the API port, or nothing (return at once). */
     ready?: 'gateway' | 'api' | 'none' } = {},
 ): Promise<VigilProcess> {
-  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'vigil-'));
+  const dataDir = opts.dataDir ?? removedAtExit(mkdtempSync(join(tmpdir(), 'vigil-')));
   const gatewayPort = await freePort();
   const apiPort = await freePort();
   const config = {
@@ -117,6 +117,23 @@ export async function startVigil(
       return typeof r === 'number' ? r : null;
     },
   };
+}
+
+/**
+ * Data dirs this process created, removed when it exits: a bench run leaves gigabytes of log and
+ * chDB data behind otherwise. A test that restarts on the same dir passes it as `dataDir` (it is
+ * still removed at exit by whoever created it). VIGIL_TEST_KEEP_DATA=1 keeps them for a post-mortem.
+ */
+const createdDirs = new Set<string>();
+function removedAtExit(dir: string): string {
+  if (process.env.VIGIL_TEST_KEEP_DATA === '1') return dir;
+  if (createdDirs.size === 0) {
+    process.once('exit', () => {
+      for (const d of createdDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  createdDirs.add(dir);
+  return dir;
 }
 
 function portOpen(port: number): Promise<boolean> {
