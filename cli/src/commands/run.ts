@@ -133,12 +133,9 @@ export async function startComponents(config: VigilConfig, which: Components): P
         await approvals.close();
         await producer.close();
       });
+      // The gateway logs its own listeners ('pg gateway listening', 'ssh gateway listening').
       running.gatewayPort = gateway.postgres.port;
-      if (gateway.ssh) {
-        running.sshPort = gateway.ssh.port;
-        logger.info({ host: gateway.ssh.host, port: gateway.ssh.port, fingerprint: gateway.ssh.fingerprint }, 'SSH gateway listening');
-      }
-      logger.info({ host: gateway.postgres.host, port: gateway.postgres.port }, 'PostgreSQL gateway listening');
+      if (gateway.ssh) running.sshPort = gateway.ssh.port;
     }
 
     if (which.api) {
