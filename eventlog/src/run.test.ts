@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { LogError } from './types.ts';
 import { RecordRunBuilder, recordsOf, runOf, runSizes, type RecordRun } from './run.ts';
 import { LocalEventLog } from './local/log.ts';
+import { FORMAT_AT, KEY_LENGTH_AT } from './local/record.ts';
 import { consumeN, rec, tempDir, track, waitFor } from './local/testutil.ts';
 
 /** A record run with values written in place, as the gateway's recorder writes frames. */
@@ -162,11 +163,10 @@ test('the local log refuses a run whose records are malformed inside (it would s
     fn(buf);
     return { what, run: { buf, bytes: good.bytes, count: 1 } };
   };
-  const keyAt = 25;
   const bad = [
-    bend('format byte', (b) => (b[24] = 7)),
-    bend('key length past the record', (b) => b.writeUInt16BE(0xfff0, keyAt)),
-    bend('header count past the record', (b) => b.writeUInt16BE(50, keyAt + 2 + 3)),
+    bend('format byte', (b) => (b[FORMAT_AT] = 7)),
+    bend('key length past the record', (b) => b.writeUInt16BE(0xfff0, KEY_LENGTH_AT)),
+    bend('header count past the record', (b) => b.writeUInt16BE(50, KEY_LENGTH_AT + 2 + 3)),
     bend('value length short', (b) => b.writeUInt32BE(3, good.bytes - 5 - 4)),
     bend('value length long', (b) => b.writeUInt32BE(1 << 30, good.bytes - 5 - 4)),
   ];

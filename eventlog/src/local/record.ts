@@ -22,6 +22,10 @@ export const RECORD_FORMAT = 1;
 /** length + crc + offset + timestamp + format + key_length + header_count + value_length */
 export const RECORD_OVERHEAD = 4 + 4 + 8 + 8 + 1 + 2 + 2 + 4;
 const MIN_BODY = RECORD_OVERHEAD - 4;
+/** Positions of the fixed fields from a record's start (the table above). */
+export const FORMAT_AT = 24;
+export const KEY_LENGTH_AT = 25;
+const KEY_AT = 27;
 const TWO_32 = 0x1_0000_0000;
 
 if (typeof crc32 !== 'function') {
@@ -88,10 +92,10 @@ export function encodeUnstamped(buf: Buffer, pos: number, r: LogRecord): number 
  * finishInPlace completes the record once the value's end is known.
  */
 export function beginInPlace(buf: Buffer, pos: number, key: Buffer): number {
-  buf[pos + 24] = RECORD_FORMAT;
-  buf.writeUInt16BE(key.length, pos + 25);
-  buf.set(key, pos + 27);
-  const p = pos + 27 + key.length;
+  buf[pos + FORMAT_AT] = RECORD_FORMAT;
+  buf.writeUInt16BE(key.length, pos + KEY_LENGTH_AT);
+  buf.set(key, pos + KEY_AT);
+  const p = pos + KEY_AT + key.length;
   buf[p] = 0; // header_count u16 BE = 0
   buf[p + 1] = 0;
   return p + 2;
@@ -104,10 +108,10 @@ export function finishInPlace(buf: Buffer, start: number, lengthAt: number, end:
 }
 
 function writeKey(buf: Buffer, pos: number, key: string): number {
-  buf[pos + 24] = RECORD_FORMAT;
-  const keyLen = buf.write(key, pos + 27, 'utf8');
-  buf.writeUInt16BE(keyLen, pos + 25);
-  return pos + 27 + keyLen;
+  buf[pos + FORMAT_AT] = RECORD_FORMAT;
+  const keyLen = buf.write(key, pos + KEY_AT, 'utf8');
+  buf.writeUInt16BE(keyLen, pos + KEY_LENGTH_AT);
+  return pos + KEY_AT + keyLen;
 }
 
 /**
@@ -170,9 +174,8 @@ export function decodeAt(buf: Buffer, pos: number, end: number, maxBody: number)
  * must end exactly at the record's end. Decodes nothing (the log checks every run it is handed).
  */
 export function framingError(buf: Buffer, pos: number, recEnd: number): string | undefined {
-  let p = pos + 24;
-  if (buf[p] !== RECORD_FORMAT) return `unknown format ${buf[p]}`;
-  p += 3 + buf.readUInt16BE(p + 1);
+  if (buf[pos + FORMAT_AT] !== RECORD_FORMAT) return `unknown format ${buf[pos + FORMAT_AT]}`;
+  let p = pos + KEY_AT + buf.readUInt16BE(pos + KEY_LENGTH_AT);
   if (p + 2 > recEnd) return 'key runs past the record';
   const count = buf.readUInt16BE(p);
   p += 2;
@@ -194,7 +197,7 @@ export function framingError(buf: Buffer, pos: number, recEnd: number): string |
 export function parseRecord(buf: Buffer, pos: number, recEnd: number): LogRecord | string {
   const bad = framingError(buf, pos, recEnd);
   if (bad) return bad;
-  let p = pos + 25;
+  let p = pos + KEY_LENGTH_AT;
   const keyLen = buf.readUInt16BE(p);
   const key = buf.toString('utf8', p + 2, p + 2 + keyLen);
   p += 2 + keyLen;

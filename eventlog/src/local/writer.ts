@@ -3,9 +3,10 @@
  *
  * `append()` copies a record run (run.ts) into a per-topic pending buffer and stamps its records
  * with their offsets and CRCs (no per-record allocation, no Buffer.concat, no syscall), and
- * returns a promise. A flush then does, per touched topic, ONE positional write of everything pending (two if the segment rolls) and ONE fsync, and resolves
- * every promise it covers. Flushes never overlap: sends arriving during a flush's fsync join the
- * next one, which is what makes the commit "group".
+ * returns a promise. A flush then does, per touched topic, ONE positional write of everything
+ * pending (two if the segment rolls) and ONE fsync, and resolves every promise it covers. Flushes
+ * never overlap: sends arriving during a flush's fsync join the next one, which is what makes the
+ * commit "group".
  *
  * Policies:
  * - 'group': at most one group commit per fsync_interval_ms (measured from the previous commit's

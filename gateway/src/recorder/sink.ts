@@ -5,9 +5,10 @@
  * accumulated during one turn of the event loop to the log in one `send`, so the log's own group
  * commit sees large batches. Records accumulate as a record run (@vigil/eventlog/run): natively
  * sealed frames are sealed straight into it, in place in their log records, and the local log
- * takes the run as it is (other producers get its records back out). Memory is bounded: past `high_water_bytes` of records not yet durable
- * the sink reports pressure and the proxies stop reading from their sockets (backpressure — audit
- * data is never dropped); below `low_water_bytes` they resume.
+ * takes the run as it is (other producers get its records back out). Memory is bounded: past
+ * `high_water_bytes` of records not yet durable the sink reports pressure and the proxies stop
+ * reading from their sockets (backpressure — audit data is never dropped); below
+ * `low_water_bytes` they resume.
  *
  * A failed send is retried while the error is retriable; a non-retriable failure latches
  * `failure`, which makes the gateway refuse new sessions when fail-closed is configured.
