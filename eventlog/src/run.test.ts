@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { LogError } from './types.ts';
 import { RecordRunBuilder, recordsOf, runOf, runSizes, type RecordRun } from './run.ts';
 import { LocalEventLog } from './local/log.ts';
-import { FORMAT_AT, KEY_LENGTH_AT } from './local/record.ts';
+import { FORMAT_AT, KEY_LENGTH_AT, encodeUnstamped, encodedSize } from './local/record.ts';
 import { consumeN, rec, tempDir, track, waitFor } from './local/testutil.ts';
 
 /** A record run with values written in place, as the gateway's recorder writes frames. */
@@ -66,6 +66,33 @@ test('a builder refuses misuse: a value begun and not ended, bad records', () =>
   assert.throws(() => fresh.beginValue(Buffer.alloc(70_000)), (e: LogError) => e.code === 'LOG_ERR_INVALID_RECORD');
   assert.throws(() => fresh.add({ key: 'k', value: 'no buffer' as never }), (e: LogError) => e.code === 'LOG_ERR_INVALID_RECORD');
   assert.throws(() => fresh.endValue(10), /out of place/);
+});
+
+test('records written straight into the run (reserveRecords / recordsWritten) join the others in order', () => {
+  const b = new RecordRunBuilder(64);
+  b.add(rec('a', 'first'));
+  // A trusted writer (the native batch sealer) writes whole records from where it was told.
+  const r1 = rec('b', Buffer.alloc(300, 1));
+  const r2 = rec('c', 'third');
+  const at = b.reserveRecords(encodedSize(r1) + encodedSize(r2));
+  assert.ok(b.buf.length >= at + encodedSize(r1) + encodedSize(r2));
+  const end = encodeUnstamped(b.buf, encodeUnstamped(b.buf, at, r1), r2);
+  b.recordsWritten(end, 2);
+  inPlace(b, 'd', Buffer.from('fourth'));
+  const run = b.take()!;
+  assert.equal(run.count, 4);
+  assert.deepEqual(recordsOf(run).map((r) => r.key), ['a', 'b', 'c', 'd']);
+  // Misuse is refused: a count that does not match the bytes, an end outside the buffer or
+  // behind the run, and with a value written in place still open.
+  const m = new RecordRunBuilder(64);
+  const p = m.reserveRecords(100);
+  assert.throws(() => m.recordsWritten(p + 10, 0), /out of place/);
+  assert.throws(() => m.recordsWritten(p, 1), /out of place/);
+  assert.throws(() => m.recordsWritten(m.buf.length + 1, 1), /out of place/);
+  m.add(rec('x', 'y'));
+  assert.throws(() => m.recordsWritten(0, 1), /out of place/);
+  m.beginValue(Buffer.from('k'));
+  assert.throws(() => m.reserveRecords(10), /not ended/);
 });
 
 test('runSizes refuses a malformed run: bad lengths, a wrong count, a record over the limit', () => {

@@ -91,6 +91,27 @@ export class RecordRunBuilder {
     this.head = -1;
   }
 
+  /**
+   * Room for whole records written straight into `buf` by a trusted writer (the native batch
+   * sealer): at least `bytes` from the returned position, where they start. `recordsWritten`
+   * then says how far they went. The log still checks every record's framing (runSizes).
+   */
+  reserveRecords(bytes: number): number {
+    this.assertNoValueOpen();
+    this.reserve(bytes);
+    return this.used;
+  }
+
+  /** `count` records were written by reserveRecords' caller, from where it said up to `end`. */
+  recordsWritten(end: number, count: number): void {
+    this.assertNoValueOpen();
+    if (!Number.isInteger(end) || end < this.used || end > this.buf.length || !Number.isInteger(count) || count < 0 || (count === 0) !== (end === this.used)) {
+      throw new Error('recordsWritten out of place');
+    }
+    this.used = end;
+    this.count += count;
+  }
+
   /** The records added so far as a run (its buffer is the caller's until recycled), or undefined when none. */
   take(): RecordRun | undefined {
     this.assertNoValueOpen();

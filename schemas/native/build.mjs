@@ -49,6 +49,6 @@ renameSync(tmp, addon);
 writeFileSync(`${addon}.source-sha256`, createHash('sha256').update(readFileSync(source)).digest('hex') + '\n');
 
 // Load it once here, so a broken build shows at install rather than as a silent fallback.
-const check = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(addon)}); if (typeof m.sealFrame !== 'function') process.exit(3)`], { encoding: 'utf8' });
+const check = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(addon)}); if (typeof m.sealFrame !== 'function' || typeof m.sealFrames !== 'function') process.exit(3)`], { encoding: 'utf8' });
 if (check.status !== 0) giveUp(`the built addon does not load:\n${check.stderr}`);
 console.log(`native sealer built: ${addon}`);

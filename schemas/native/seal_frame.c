@@ -1,6 +1,7 @@
 /*
  * Native frame sealing: the same bytes as sealFrame() in schemas/src/codec.ts, without a JS
- * allocation per frame. One call seals one `frame` event of one chain:
+ * allocation per frame. One call seals one `frame` event of one chain (sealFrames, further down,
+ * seals many from a recorder batch into an event-log record run):
  *
  *   sealFrame(out, outOffset, chain, s2c, msgTypePart, time, data) -> end offset, or -(bytes needed)
  *
@@ -23,6 +24,7 @@
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -126,61 +128,57 @@ static int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
   return 1;
 }
 
-static napi_value seal_frame(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 7) return fail(env, "sealFrame takes 7 arguments");
-
-  uint8_t *out, *chain, *type_part = NULL, *data;
-  size_t out_len, chain_len, type_len = 0, data_len;
-  uint32_t out_off, s2c;
-  double seq_d, time_d;
-  napi_valuetype tt;
-  if (!bytes_of(env, argv[0], &out, &out_len)) return fail(env, "out must be a Uint8Array");
-  if (napi_get_value_uint32(env, argv[1], &out_off) != napi_ok || out_off > out_len) return fail(env, "bad out offset");
-  if (!bytes_of(env, argv[2], &chain, &chain_len) || chain_len < CHAIN_PARTS) return fail(env, "chain must be a chain state");
-  if (napi_get_value_uint32(env, argv[3], &s2c) != napi_ok) return fail(env, "direction must be 0 or 1");
-  if (napi_typeof(env, argv[4], &tt) != napi_ok) return fail(env, "bad msg_type part");
-  if (tt != napi_undefined && !bytes_of(env, argv[4], &type_part, &type_len)) return fail(env, "msg_type part must be a Uint8Array or undefined");
-  if (napi_get_value_double(env, argv[5], &time_d) != napi_ok || !(time_d >= 0 && time_d <= MAX_SAFE) || time_d != (double)(int64_t)time_d)
-    return fail(env, "time must be a non-negative safe integer");
-  if (!bytes_of(env, argv[6], &data, &data_len)) return fail(env, "data must be a Uint8Array");
-
-  memcpy(&seq_d, chain + CHAIN_SEQ, 8);
+/* A chain state's fields (CHAIN_* above), read and checked once per frame. */
+typedef struct {
+  uint8_t *state;
+  const char *gw, *sess;
   uint16_t gw_len, sess_len;
-  memcpy(&gw_len, chain + CHAIN_GW_LEN, 2);
-  memcpy(&sess_len, chain + CHAIN_SESS_LEN, 2);
-  if ((size_t)CHAIN_PARTS + gw_len + sess_len > chain_len || !(seq_d >= 0 && seq_d < MAX_SAFE)) return fail(env, "corrupt chain state");
-  const char *gw = (const char *)chain + CHAIN_PARTS;
-  const char *sess = gw + gw_len;
-  uint64_t seq = (uint64_t)seq_d, time = (uint64_t)time_d;
-  int seq_digits = digits(seq), time_digits = digits(time);
+  uint64_t seq;
+} chain_view;
 
-  /* Keys in canonical (sorted) order, exactly as codec.ts sealFrame writes them. */
-  static const char D_C2S[] = "{\"direction\":\"c2s\",\"event_id\":\"";
-  static const char D_S2C[] = "{\"direction\":\"s2c\",\"event_id\":\"";
-  static const char PREV[] = ",\"prev_hash\":\"";
-  static const char SEQ[] = "\",\"seq\":";
-  static const char TAIL[] = ",\"type\":\"frame\",\"version\":1}";
-  size_t header_len = (sizeof(D_C2S) - 1) + 36 + gw_len + type_len + (sizeof(PREV) - 1) + 64 + (sizeof(SEQ) - 1) + (size_t)seq_digits + sess_len +
-                      (size_t)time_digits + (sizeof(TAIL) - 1);
-  size_t total = HEADER_OFFSET + header_len + data_len;
-  napi_value result;
-  if (total > (size_t)out_len - out_off) {
-    napi_create_double(env, -(double)total, &result);
-    return result;
-  }
+static int chain_view_of(uint8_t *chain, size_t chain_len, chain_view *v) {
+  double seq_d;
+  if (chain_len < CHAIN_PARTS) return 0;
+  memcpy(&seq_d, chain + CHAIN_SEQ, 8);
+  memcpy(&v->gw_len, chain + CHAIN_GW_LEN, 2);
+  memcpy(&v->sess_len, chain + CHAIN_SESS_LEN, 2);
+  if ((size_t)CHAIN_PARTS + v->gw_len + v->sess_len > chain_len || !(seq_d >= 0 && seq_d < MAX_SAFE)) return 0;
+  v->state = chain;
+  v->gw = (const char *)chain + CHAIN_PARTS;
+  v->sess = v->gw + v->gw_len;
+  v->seq = (uint64_t)seq_d;
+  return 1;
+}
 
+/* Keys in canonical (sorted) order, exactly as codec.ts sealFrame writes them. */
+static const char D_C2S[] = "{\"direction\":\"c2s\",\"event_id\":\"";
+static const char D_S2C[] = "{\"direction\":\"s2c\",\"event_id\":\"";
+static const char PREV[] = ",\"prev_hash\":\"";
+static const char SEQ[] = "\",\"seq\":";
+static const char TAIL[] = ",\"type\":\"frame\",\"version\":1}";
+
+/* Size of a frame record (magic .. data) of chain `v` with a msg_type part of type_len bytes. */
+static size_t frame_record_size(const chain_view *v, size_t type_len, uint64_t time, size_t data_len, size_t *header_len) {
+  *header_len = (sizeof(D_C2S) - 1) + 36 + v->gw_len + type_len + (sizeof(PREV) - 1) + 64 + (sizeof(SEQ) - 1) + (size_t)digits(v->seq) + v->sess_len +
+                (size_t)digits(time) + (sizeof(TAIL) - 1);
+  return HEADER_OFFSET + *header_len + data_len;
+}
+
+/*
+ * Write the frame record of chain `v` at rec (room for its frame_record_size checked by the
+ * caller) and advance the chain. `type_part` is `,"msg_type":<JSON string>` or empty. Returns NULL,
+ * or what failed (nothing is then advanced).
+ */
+static const char *seal_record(uint8_t *rec, chain_view *v, uint32_t s2c, const uint8_t *type_part, size_t type_len, uint64_t time,
+                               const uint8_t *data, size_t data_len, size_t header_len) {
   unsigned char rnd[16];
-  if (!random16(rnd)) {
-    napi_throw_error(env, "VIGIL_NATIVE_RAND", "RAND_bytes failed");
-    return NULL;
-  }
-  uint8_t *rec = out + out_off;
+  if (!random16(rnd)) return "RAND_bytes failed";
+  size_t total = HEADER_OFFSET + header_len + data_len;
+  uint8_t *chain = v->state;
   char *p = (char *)rec + HEADER_OFFSET;
   p = s2c ? PUT_LIT(p, D_S2C) : PUT_LIT(p, D_C2S);
   p = put_uuid(p, rnd);
-  p = put(p, gw, gw_len);
+  p = put(p, v->gw, v->gw_len);
   if (type_len) p = put(p, (const char *)type_part, type_len);
   p = PUT_LIT(p, PREV);
   for (int i = 0; i < 32; i++) {
@@ -188,9 +186,9 @@ static napi_value seal_frame(napi_env env, napi_callback_info info) {
     *p++ = HEX[chain[CHAIN_HASH + i] & 15];
   }
   p = PUT_LIT(p, SEQ);
-  p = put_uint(p, seq, seq_digits);
-  p = put(p, sess, sess_len);
-  p = put_uint(p, time, time_digits);
+  p = put_uint(p, v->seq, digits(v->seq));
+  p = put(p, v->sess, v->sess_len);
+  p = put_uint(p, time, digits(time));
   p = PUT_LIT(p, TAIL);
   memcpy(p, data, data_len);
 
@@ -204,16 +202,191 @@ static napi_value seal_frame(napi_env env, napi_callback_info info) {
   sha256_ctx ctx;
   unsigned char digest[32];
   if (SHA256_Init(&ctx) != 1 || SHA256_Update(&ctx, chain + CHAIN_HASH, 32) != 1 || SHA256_Update(&ctx, rec + 34, total - 34) != 1 ||
-      SHA256_Final(digest, &ctx) != 1) {
-    napi_throw_error(env, "VIGIL_NATIVE_SHA256", "SHA-256 failed");
-    return NULL;
-  }
+      SHA256_Final(digest, &ctx) != 1)
+    return "SHA-256 failed";
   memcpy(rec + 2, digest, 32);
   memcpy(chain + CHAIN_HASH, digest, 32);
-  double next = (double)(seq + 1);
+  double next = (double)(v->seq + 1);
   memcpy(chain + CHAIN_SEQ, &next, 8);
+  v->seq++;
+  return NULL;
+}
 
+static napi_value seal_frame(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 7) return fail(env, "sealFrame takes 7 arguments");
+
+  uint8_t *out, *chain, *type_part = NULL, *data;
+  size_t out_len, chain_len, type_len = 0, data_len;
+  uint32_t out_off, s2c;
+  double time_d;
+  napi_valuetype tt;
+  chain_view v;
+  if (!bytes_of(env, argv[0], &out, &out_len)) return fail(env, "out must be a Uint8Array");
+  if (napi_get_value_uint32(env, argv[1], &out_off) != napi_ok || out_off > out_len) return fail(env, "bad out offset");
+  if (!bytes_of(env, argv[2], &chain, &chain_len) || chain_len < CHAIN_PARTS) return fail(env, "chain must be a chain state");
+  if (napi_get_value_uint32(env, argv[3], &s2c) != napi_ok) return fail(env, "direction must be 0 or 1");
+  if (napi_typeof(env, argv[4], &tt) != napi_ok) return fail(env, "bad msg_type part");
+  if (tt != napi_undefined && !bytes_of(env, argv[4], &type_part, &type_len)) return fail(env, "msg_type part must be a Uint8Array or undefined");
+  if (napi_get_value_double(env, argv[5], &time_d) != napi_ok || !(time_d >= 0 && time_d <= MAX_SAFE) || time_d != (double)(int64_t)time_d)
+    return fail(env, "time must be a non-negative safe integer");
+  if (!bytes_of(env, argv[6], &data, &data_len)) return fail(env, "data must be a Uint8Array");
+  if (!chain_view_of(chain, chain_len, &v)) return fail(env, "corrupt chain state");
+
+  size_t header_len;
+  size_t total = frame_record_size(&v, type_len, (uint64_t)time_d, data_len, &header_len);
+  napi_value result;
+  if (total > (size_t)out_len - out_off) {
+    napi_create_double(env, -(double)total, &result);
+    return result;
+  }
+  const char *err = seal_record(out + out_off, &v, s2c, type_part, type_len, (uint64_t)time_d, data, data_len, header_len);
+  if (err) {
+    napi_throw_error(env, "VIGIL_NATIVE_SEAL", err);
+    return NULL;
+  }
   napi_create_uint32(env, (uint32_t)(out_off + total), &result);
+  return result;
+}
+
+/*
+ * The recorder thread's batch loop (gateway/src/recorder/thread/host.ts): seal a run of
+ * consecutive FRAME ops of a socket-thread batch straight into an event-log record run, with one
+ * call for many frames instead of several per frame.
+ *
+ *   sealFrames(batch, pos, end, run, runAt, states, keys, io) -> position of the first op not sealed
+ *
+ *   batch   the batch (gateway/src/recorder/thread/wire.ts); ops from pos to end
+ *   run     the record run being built (eventlog/src/run.ts); records are written from runAt on
+ *   states  states[slot]: the chain state of a natively sealed chain (else undefined)
+ *   keys    keys[slot]: the chain's record key (its session id as UTF-8)
+ *   io      Float64Array(4), written on return: [0] end of the records written in run,
+ *           [1] records written, [2] bytes of their values (sealed events), [3] the size of the
+ *           next record when it did not fit in run (else 0)
+ *
+ * Each record is the local log's record (eventlog/src/local/record.ts) with offset, timestamp and
+ * CRC left zero for the log to stamp: u32be length, u32 crc, u64 offset, u64 timestamp, u8 format,
+ * u16be key length, key, u16be header count (0), u32be value length, value (the sealed event).
+ *
+ * It stops, leaving the op to the caller's JS path, at any op that is not a FRAME, a frame of a
+ * slot without a native state, a msg_type that is not plain printable ASCII (the JS path escapes
+ * it canonically), a time that is not a safe integer, or a record that does not fit in run.
+ * A malformed FRAME op (lengths past `end`) stops it too; the JS reader then reports it.
+ */
+#define OP_FRAME 2
+#define NO_TYPE 255
+#define REC_FORMAT 1
+#define REC_FORMAT_AT 24
+#define REC_KEY_AT 27
+#define REC_OVERHEAD 33
+
+static void put_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static napi_value seal_frames(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 8) return fail(env, "sealFrames takes 8 arguments");
+  uint8_t *batch, *run;
+  size_t batch_len, run_len;
+  uint32_t pos, end, run_at;
+  bool is_array;
+  napi_typedarray_type io_type;
+  size_t io_len;
+  void *io_ptr;
+  if (!bytes_of(env, argv[0], &batch, &batch_len)) return fail(env, "batch must be a Uint8Array");
+  if (napi_get_value_uint32(env, argv[1], &pos) != napi_ok || napi_get_value_uint32(env, argv[2], &end) != napi_ok || end > batch_len || pos > end)
+    return fail(env, "bad batch range");
+  if (!bytes_of(env, argv[3], &run, &run_len)) return fail(env, "run must be a Uint8Array");
+  if (napi_get_value_uint32(env, argv[4], &run_at) != napi_ok || run_at > run_len) return fail(env, "bad run offset");
+  if (napi_is_array(env, argv[5], &is_array) != napi_ok || !is_array) return fail(env, "states must be an array");
+  if (napi_is_array(env, argv[6], &is_array) != napi_ok || !is_array) return fail(env, "keys must be an array");
+  if (napi_get_typedarray_info(env, argv[7], &io_type, &io_len, &io_ptr, NULL, NULL) != napi_ok || io_type != napi_float64_array || io_len < 4)
+    return fail(env, "io must be a Float64Array(4)");
+  double *io = (double *)io_ptr;
+  double records = 0, value_bytes = 0, needed = 0;
+  /* `,"msg_type":"` + at most 254 bytes + `"` */
+  uint8_t type_part[13 + 254 + 1];
+  memcpy(type_part, ",\"msg_type\":\"", 13);
+
+  while (pos < end && batch[pos] == OP_FRAME) {
+    uint32_t p = pos;
+    if (end - p < 7) break;
+    uint32_t slot;
+    memcpy(&slot, batch + p + 1, 4);
+    uint32_t s2c = batch[p + 5] != 0;
+    uint32_t type_len = batch[p + 6];
+    p += 7;
+    size_t part_len = 0;
+    if (type_len != NO_TYPE) {
+      if (end - p < type_len) break;
+      int plain = type_len > 0;
+      for (uint32_t i = 0; i < type_len; i++) {
+        uint8_t c = batch[p + i];
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') plain = 0;
+      }
+      if (!plain) break;
+      memcpy(type_part + 13, batch + p, type_len);
+      type_part[13 + type_len] = '"';
+      part_len = 13 + type_len + 1;
+      p += type_len;
+    }
+    if (end - p < 12) break;
+    double time_d;
+    uint32_t data_len;
+    memcpy(&time_d, batch + p, 8);
+    memcpy(&data_len, batch + p + 8, 4);
+    p += 12;
+    if (end - p < data_len) break;
+    if (!(time_d >= 0 && time_d <= MAX_SAFE) || time_d != (double)(int64_t)time_d) break;
+
+    napi_value sv, kv;
+    uint8_t *state, *key;
+    size_t state_len, key_len;
+    if (napi_get_element(env, argv[5], slot, &sv) != napi_ok || !bytes_of(env, sv, &state, &state_len)) break;
+    if (napi_get_element(env, argv[6], slot, &kv) != napi_ok || !bytes_of(env, kv, &key, &key_len) || key_len > 0xffff) break;
+    chain_view v;
+    if (!chain_view_of(state, state_len, &v)) break;
+
+    size_t header_len;
+    size_t value_len = frame_record_size(&v, part_len, (uint64_t)time_d, data_len, &header_len);
+    size_t size = REC_OVERHEAD + key_len + value_len;
+    if (size > 0xffffffffu || size > run_len - run_at) {
+      needed = (double)size;
+      break;
+    }
+    uint8_t *rec = run + run_at;
+    memset(rec, 0, REC_FORMAT_AT);
+    put_be32(rec, (uint32_t)(size - 4));
+    rec[REC_FORMAT_AT] = REC_FORMAT;
+    rec[REC_FORMAT_AT + 1] = (uint8_t)(key_len >> 8);
+    rec[REC_FORMAT_AT + 2] = (uint8_t)key_len;
+    memcpy(rec + REC_KEY_AT, key, key_len);
+    uint8_t *h = rec + REC_KEY_AT + key_len;
+    h[0] = 0;
+    h[1] = 0;
+    put_be32(h + 2, (uint32_t)value_len);
+    const char *err = seal_record(h + 6, &v, s2c, type_part, part_len, (uint64_t)time_d, batch + p, data_len, header_len);
+    if (err) {
+      napi_throw_error(env, "VIGIL_NATIVE_SEAL", err);
+      return NULL;
+    }
+    run_at += (uint32_t)size;
+    records++;
+    value_bytes += (double)value_len;
+    pos = p + data_len;
+  }
+  io[0] = run_at;
+  io[1] = records;
+  io[2] = value_bytes;
+  io[3] = needed;
+  napi_value result;
+  napi_create_uint32(env, pos, &result);
   return result;
 }
 
@@ -221,5 +394,7 @@ NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "sealFrame", NAPI_AUTO_LENGTH, seal_frame, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "sealFrame", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "sealFrames", NAPI_AUTO_LENGTH, seal_frames, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "sealFrames", fn) != napi_ok) return NULL;
   return exports;
 }

@@ -98,6 +98,14 @@ export class SessionChain {
     return this.addon.sealFrame(out, at, this.state!, direction === 's2c' ? 1 : 0, msgType === undefined ? undefined : msgTypePart(msgType), time, data);
   }
 
+  /**
+   * A native chain's state buffer (hash, seq, header fragments) for the native batch sealer
+   * (`sealFrames`), which advances it in place as `sealFrameInto` does; undefined for a JS chain.
+   */
+  get nativeState(): Buffer | undefined {
+    return this.addon && this.state;
+  }
+
   /** Number of events sealed so far (= next seq). */
   get length(): number {
     return this.state ? chainSeq(this.state) : this.seq;

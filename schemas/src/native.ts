@@ -16,6 +16,21 @@ import { fileURLToPath } from 'node:url';
 export interface NativeSealFrame {
   /** Returns the record's end offset in `out`, or minus its size when it does not fit. */
   sealFrame(out: Uint8Array, outOffset: number, chain: Uint8Array, s2c: number, msgTypePart: Uint8Array | undefined, time: number, data: Uint8Array): number;
+  /**
+   * Seal the consecutive FRAME ops of a recorder batch from `pos` into a record run from `runAt`
+   * (seal_frame.c describes the layouts and where it stops); returns the first op not sealed and
+   * fills `io` with [end of the records in run, records, value bytes, size needed when run was full].
+   */
+  sealFrames(
+    batch: Uint8Array,
+    pos: number,
+    end: number,
+    run: Uint8Array,
+    runAt: number,
+    states: (Uint8Array | undefined)[],
+    keys: (Uint8Array | undefined)[],
+    io: Float64Array,
+  ): number;
 }
 
 export const NATIVE_SOURCE = fileURLToPath(new URL('../native/seal_frame.c', import.meta.url));
@@ -38,7 +53,7 @@ function load(): { addon?: NativeSealFrame; reason: string } {
   try {
     if (stamp !== sourceDigest()) return { reason: 'built from an older seal_frame.c (npm run build:native)' };
     const addon = createRequire(import.meta.url)(NATIVE_ADDON) as NativeSealFrame;
-    if (typeof addon.sealFrame !== 'function') return { reason: 'the addon has no sealFrame' };
+    if (typeof addon.sealFrame !== 'function' || typeof addon.sealFrames !== 'function') return { reason: 'the addon lacks sealFrame or sealFrames' };
     return { addon, reason: 'loaded' };
   } catch (err) {
     return { reason: `failed to load: ${(err as Error).message}` };

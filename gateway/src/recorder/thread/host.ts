@@ -37,6 +37,10 @@ export interface RecorderHost {
 export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o: object, msg: string): void }): RecorderHost {
   const chains = new Map<number, OpenChain>();
   const retired = new Map<number, OpenChain>();
+  // By slot, for the native batch sealer (EventSink.appendFrames): the state and key of every
+  // known chain sealed natively (open or retired); a slot without one is left to the per-op path.
+  const states: (Buffer | undefined)[] = [];
+  const keys: (Buffer | undefined)[] = [];
   let refusedOps = 0;
   const post = (m: FromRecorder) => port.postMessage(m);
   const onPressure = (on: boolean) => post({ op: 'pressure', on });
@@ -59,7 +63,11 @@ export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o
     }
     try {
       const op = new BatchReader(m);
-      while (op.next()) {
+      const end = op.b.length;
+      for (;;) {
+        // Runs of frames go to the native batch sealer in one call; what it leaves, op by op here.
+        op.seek(sink.appendFrames(op.b, op.position, end, states, keys));
+        if (!op.next()) break;
         switch (op.op) {
           case OP_FRAME: {
             const c = chainOf(op.slot);
@@ -67,9 +75,16 @@ export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o
             else sink.appendFrame(c.sessionId, c.key, c.chain, op.direction, op.msgType, op.data, op.time);
             break;
           }
-          case OP_OPEN:
-            chains.set(op.slot, { sessionId: op.sessionId, key: Buffer.from(op.sessionId), chain: new SessionChain(op.sessionId, op.gateway) });
+          case OP_OPEN: {
+            const c = { sessionId: op.sessionId, key: Buffer.from(op.sessionId), chain: new SessionChain(op.sessionId, op.gateway) };
+            chains.set(op.slot, c);
+            const state = c.chain.nativeState;
+            if (state) {
+              states[op.slot] = state;
+              keys[op.slot] = c.key;
+            }
             break;
+          }
           case OP_EVENT: {
             const { input, reply } = op.event!;
             const c = chainOf(op.slot);
@@ -87,7 +102,12 @@ export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o
             if (!c) break;
             chains.delete(op.slot);
             retired.set(op.slot, c);
-            if (retired.size > RETIRED_MAX) retired.delete(retired.keys().next().value!);
+            if (retired.size > RETIRED_MAX) {
+              const gone = retired.keys().next().value!;
+              retired.delete(gone);
+              delete states[gone];
+              delete keys[gone];
+            }
             break;
           }
         }

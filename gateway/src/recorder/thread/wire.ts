@@ -164,10 +164,25 @@ export class BatchReader {
   /** OP_EVENT */
   event: WireEvent | undefined;
   private p = 0;
-  private readonly b: Buffer;
+  /** The batch's ops (bytes 0 to `length`). */
+  readonly b: Buffer;
 
   constructor(private readonly batch: WireBatch) {
     this.b = Buffer.from(batch.buffer, 0, batch.length);
+  }
+
+  /** Where the next op starts. */
+  get position(): number {
+    return this.p;
+  }
+
+  /**
+   * Continue at `p`: the start of an op, after others read elsewhere (the native batch sealer
+   * takes runs of frames and says where it stopped).
+   */
+  seek(p: number): void {
+    if (!Number.isInteger(p) || p < this.p || p > this.b.length) throw new Error(`recorder batch: cannot seek to ${p}`);
+    this.p = p;
   }
 
   next(): boolean {
