@@ -91,6 +91,15 @@ test('records written straight into the run (reserveRecords / recordsWritten) jo
   assert.throws(() => m.recordsWritten(m.buf.length + 1, 1), /out of place/);
   m.add(rec('x', 'y'));
   assert.throws(() => m.recordsWritten(0, 1), /out of place/);
+  // A record whose length prefix does not tile the span (as a bad writer would leave it).
+  const at2 = m.reserveRecords(200);
+  const end2 = encodeUnstamped(m.buf, at2, rec('z', 'value'));
+  m.buf.writeUInt32BE(2, at2);
+  assert.throws(() => m.recordsWritten(end2, 1), /out of place/);
+  m.buf.writeUInt32BE(end2 - at2 - 4 + 1, at2);
+  assert.throws(() => m.recordsWritten(end2, 1), /out of place/);
+  m.buf.writeUInt32BE(end2 - at2 - 4, at2);
+  m.recordsWritten(end2, 1);
   m.beginValue(Buffer.from('k'));
   assert.throws(() => m.reserveRecords(10), /not ended/);
 });

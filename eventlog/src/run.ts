@@ -102,12 +102,25 @@ export class RecordRunBuilder {
     return this.used;
   }
 
-  /** `count` records were written by reserveRecords' caller, from where it said up to `end`. */
+  /**
+   * `count` records were written by reserveRecords' caller, from where it said up to `end`. Their
+   * length prefixes must tile that span exactly (a bad one is caught here, where it was written,
+   * not when the run is sent and refused whole).
+   */
   recordsWritten(end: number, count: number): void {
     this.assertNoValueOpen();
-    if (!Number.isInteger(end) || end < this.used || end > this.buf.length || !Number.isInteger(count) || count < 0 || (count === 0) !== (end === this.used)) {
+    if (!Number.isInteger(end) || end < this.used || end > this.buf.length || !Number.isInteger(count) || count < 0) {
       throw new Error('recordsWritten out of place');
     }
+    let p = this.used;
+    let n = 0;
+    while (p < end && end - p >= RECORD_OVERHEAD) {
+      const size = 4 + this.buf.readUInt32BE(p);
+      if (size < RECORD_OVERHEAD) break;
+      p += size;
+      n++;
+    }
+    if (p !== end || n !== count) throw new Error(`recordsWritten out of place: ${count} records said, ${n} found up to ${end}`);
     this.used = end;
     this.count += count;
   }

@@ -167,12 +167,15 @@ static size_t frame_record_size(const chain_view *v, size_t type_len, uint64_t t
 /*
  * Write the frame record of chain `v` at rec (room for its frame_record_size checked by the
  * caller) and advance the chain. `type_part` is `,"msg_type":<JSON string>` or empty. Returns NULL,
- * or what failed (nothing is then advanced).
+ * or what failed, with its error code in *code (nothing is then advanced).
  */
 static const char *seal_record(uint8_t *rec, chain_view *v, uint32_t s2c, const uint8_t *type_part, size_t type_len, uint64_t time,
-                               const uint8_t *data, size_t data_len, size_t header_len) {
+                               const uint8_t *data, size_t data_len, size_t header_len, const char **code) {
   unsigned char rnd[16];
-  if (!random16(rnd)) return "RAND_bytes failed";
+  if (!random16(rnd)) {
+    *code = "VIGIL_NATIVE_RAND";
+    return "RAND_bytes failed";
+  }
   size_t total = HEADER_OFFSET + header_len + data_len;
   uint8_t *chain = v->state;
   char *p = (char *)rec + HEADER_OFFSET;
@@ -202,8 +205,10 @@ static const char *seal_record(uint8_t *rec, chain_view *v, uint32_t s2c, const 
   sha256_ctx ctx;
   unsigned char digest[32];
   if (SHA256_Init(&ctx) != 1 || SHA256_Update(&ctx, chain + CHAIN_HASH, 32) != 1 || SHA256_Update(&ctx, rec + 34, total - 34) != 1 ||
-      SHA256_Final(digest, &ctx) != 1)
+      SHA256_Final(digest, &ctx) != 1) {
+    *code = "VIGIL_NATIVE_SHA256";
     return "SHA-256 failed";
+  }
   memcpy(rec + 2, digest, 32);
   memcpy(chain + CHAIN_HASH, digest, 32);
   double next = (double)(v->seq + 1);
@@ -241,9 +246,10 @@ static napi_value seal_frame(napi_env env, napi_callback_info info) {
     napi_create_double(env, -(double)total, &result);
     return result;
   }
-  const char *err = seal_record(out + out_off, &v, s2c, type_part, type_len, (uint64_t)time_d, data, data_len, header_len);
+  const char *code = NULL;
+  const char *err = seal_record(out + out_off, &v, s2c, type_part, type_len, (uint64_t)time_d, data, data_len, header_len, &code);
   if (err) {
-    napi_throw_error(env, "VIGIL_NATIVE_SEAL", err);
+    napi_throw_error(env, code, err);
     return NULL;
   }
   napi_create_uint32(env, (uint32_t)(out_off + total), &result);
@@ -255,24 +261,28 @@ static napi_value seal_frame(napi_env env, napi_callback_info info) {
  * consecutive FRAME ops of a socket-thread batch straight into an event-log record run, with one
  * call for many frames instead of several per frame.
  *
- *   sealFrames(batch, pos, end, run, runAt, states, keys, io) -> position of the first op not sealed
+ *   sealFrames(batch, pos, end, run, runAt, chains, io) -> position of the first op not sealed
  *
  *   batch   the batch (gateway/src/recorder/thread/wire.ts); ops from pos to end
  *   run     the record run being built (eventlog/src/run.ts); records are written from runAt on
- *   states  states[slot]: the chain state of a natively sealed chain (else undefined)
- *   keys    keys[slot]: the chain's record key (its session id as UTF-8)
- *   io      Float64Array(4), written on return: [0] end of the records written in run,
- *           [1] records written, [2] bytes of their values (sealed events), [3] the size of the
- *           next record when it did not fit in run (else 0)
+ *   chains  the natively sealed chains by slot, in a ring of N entries: owners (Float64Array(N),
+ *           slot + 1 of the chain at slot % N, or 0), states and keys (arrays of N: its chain
+ *           state and its record key, the session id as UTF-8). A slot whose entry is another
+ *           slot's (the ring wrapped past a long-lived session) is left to the caller.
+ *   io      Float64Array(4), written on every return, also when it throws after sealing some
+ *           records (the caller accounts them before the error goes on): [0] end of the records
+ *           written in run, [1] records written, [2] bytes of their values (sealed events),
+ *           [3] the size of the next record when it did not fit in run, -1 when sealing failed
+ *           (RAND_bytes or SHA-256; the error is thrown), else 0
  *
  * Each record is the local log's record (eventlog/src/local/record.ts) with offset, timestamp and
  * CRC left zero for the log to stamp: u32be length, u32 crc, u64 offset, u64 timestamp, u8 format,
  * u16be key length, key, u16be header count (0), u32be value length, value (the sealed event).
  *
  * It stops, leaving the op to the caller's JS path, at any op that is not a FRAME, a frame of a
- * slot without a native state, a msg_type that is not plain printable ASCII (the JS path escapes
- * it canonically), a time that is not a safe integer, or a record that does not fit in run.
- * A malformed FRAME op (lengths past `end`) stops it too; the JS reader then reports it.
+ * slot without a native state here, a msg_type that is not plain printable ASCII (the JS path
+ * escapes it canonically), a time that is not a safe integer, or a record that does not fit in
+ * run. A FRAME op cut short (lengths past `end`) stops it too; the JS reader refuses it.
  */
 #define OP_FRAME 2
 #define NO_TYPE 255
@@ -280,6 +290,7 @@ static napi_value seal_frame(napi_env env, napi_callback_info info) {
 #define REC_FORMAT_AT 24
 #define REC_KEY_AT 27
 #define REC_OVERHEAD 33
+#define TYPE_PREFIX ",\"msg_type\":\""
 
 static void put_be32(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)(v >> 24);
@@ -288,33 +299,50 @@ static void put_be32(uint8_t *p, uint32_t v) {
   p[3] = (uint8_t)v;
 }
 
+/* The Uint8Array at index i of an array (states or keys); 0 for a hole or anything else. The
+ * arrays are the host's own (plain, holey arrays of Buffers): no getters run here. */
+static int element_bytes(napi_env env, napi_value array, uint32_t i, uint8_t **data, size_t *len) {
+  napi_value v;
+  return napi_get_element(env, array, i, &v) == napi_ok && bytes_of(env, v, data, len);
+}
+
 static napi_value seal_frames(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 8) return fail(env, "sealFrames takes 8 arguments");
+  size_t argc = 7;
+  napi_value argv[7];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 7) return fail(env, "sealFrames takes 7 arguments");
   uint8_t *batch, *run;
   size_t batch_len, run_len;
   uint32_t pos, end, run_at;
+  napi_value owners_v, states_v, keys_v;
   bool is_array;
-  napi_typedarray_type io_type;
-  size_t io_len;
-  void *io_ptr;
-  if (!bytes_of(env, argv[0], &batch, &batch_len)) return fail(env, "batch must be a Uint8Array");
+  napi_typedarray_type type;
+  size_t owners_len, io_len;
+  void *owners_ptr, *io_ptr;
+  if (!bytes_of(env, argv[0], &batch, &batch_len) || batch_len > UINT32_MAX) return fail(env, "batch must be a Uint8Array (< 4 GiB)");
   if (napi_get_value_uint32(env, argv[1], &pos) != napi_ok || napi_get_value_uint32(env, argv[2], &end) != napi_ok || end > batch_len || pos > end)
     return fail(env, "bad batch range");
-  if (!bytes_of(env, argv[3], &run, &run_len)) return fail(env, "run must be a Uint8Array");
+  if (!bytes_of(env, argv[3], &run, &run_len) || run_len > UINT32_MAX) return fail(env, "run must be a Uint8Array (< 4 GiB)");
   if (napi_get_value_uint32(env, argv[4], &run_at) != napi_ok || run_at > run_len) return fail(env, "bad run offset");
-  if (napi_is_array(env, argv[5], &is_array) != napi_ok || !is_array) return fail(env, "states must be an array");
-  if (napi_is_array(env, argv[6], &is_array) != napi_ok || !is_array) return fail(env, "keys must be an array");
-  if (napi_get_typedarray_info(env, argv[7], &io_type, &io_len, &io_ptr, NULL, NULL) != napi_ok || io_type != napi_float64_array || io_len < 4)
+  if (napi_get_named_property(env, argv[5], "owners", &owners_v) != napi_ok || napi_get_named_property(env, argv[5], "states", &states_v) != napi_ok ||
+      napi_get_named_property(env, argv[5], "keys", &keys_v) != napi_ok)
+    return fail(env, "chains must be {owners, states, keys}");
+  if (napi_get_typedarray_info(env, owners_v, &type, &owners_len, &owners_ptr, NULL, NULL) != napi_ok || type != napi_float64_array || owners_len == 0 ||
+      owners_len > UINT32_MAX)
+    return fail(env, "chains.owners must be a Float64Array");
+  if (napi_is_array(env, states_v, &is_array) != napi_ok || !is_array || napi_is_array(env, keys_v, &is_array) != napi_ok || !is_array)
+    return fail(env, "chains.states and chains.keys must be arrays");
+  if (napi_get_typedarray_info(env, argv[6], &type, &io_len, &io_ptr, NULL, NULL) != napi_ok || type != napi_float64_array || io_len < 4)
     return fail(env, "io must be a Float64Array(4)");
+  const double *owners = (const double *)owners_ptr;
   double *io = (double *)io_ptr;
-  double records = 0, value_bytes = 0, needed = 0;
+  double records = 0, value_bytes = 0, next = 0;
+  const char *err_code = NULL, *err = NULL;
   /* `,"msg_type":"` + at most 254 bytes + `"` */
-  uint8_t type_part[13 + 254 + 1];
-  memcpy(type_part, ",\"msg_type\":\"", 13);
+  uint8_t type_part[sizeof(TYPE_PREFIX) - 1 + 254 + 1];
+  memcpy(type_part, TYPE_PREFIX, sizeof(TYPE_PREFIX) - 1);
 
   while (pos < end && batch[pos] == OP_FRAME) {
+    /* Every length is checked against `end` before the bytes it covers are read. */
     uint32_t p = pos;
     if (end - p < 7) break;
     uint32_t slot;
@@ -328,12 +356,13 @@ static napi_value seal_frames(napi_env env, napi_callback_info info) {
       int plain = type_len > 0;
       for (uint32_t i = 0; i < type_len; i++) {
         uint8_t c = batch[p + i];
+        /* JSON.stringify leaves exactly these unescaped in printable ASCII. */
         if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') plain = 0;
       }
       if (!plain) break;
-      memcpy(type_part + 13, batch + p, type_len);
-      type_part[13 + type_len] = '"';
-      part_len = 13 + type_len + 1;
+      memcpy(type_part + sizeof(TYPE_PREFIX) - 1, batch + p, type_len);
+      part_len = sizeof(TYPE_PREFIX) - 1 + type_len;
+      type_part[part_len++] = '"';
       p += type_len;
     }
     if (end - p < 12) break;
@@ -345,19 +374,25 @@ static napi_value seal_frames(napi_env env, napi_callback_info info) {
     if (end - p < data_len) break;
     if (!(time_d >= 0 && time_d <= MAX_SAFE) || time_d != (double)(int64_t)time_d) break;
 
-    napi_value sv, kv;
+    uint32_t ring = (uint32_t)(slot % owners_len);
+    if (owners[ring] != (double)slot + 1) break;
+    /* A scope per frame: the handles of this frame's state and key go with it. */
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) break;
     uint8_t *state, *key;
     size_t state_len, key_len;
-    if (napi_get_element(env, argv[5], slot, &sv) != napi_ok || !bytes_of(env, sv, &state, &state_len)) break;
-    if (napi_get_element(env, argv[6], slot, &kv) != napi_ok || !bytes_of(env, kv, &key, &key_len) || key_len > 0xffff) break;
     chain_view v;
-    if (!chain_view_of(state, state_len, &v)) break;
+    int ok = element_bytes(env, states_v, ring, &state, &state_len) && element_bytes(env, keys_v, ring, &key, &key_len) && key_len <= 0xffff &&
+             chain_view_of(state, state_len, &v);
+    napi_close_handle_scope(env, scope); /* the buffers' memory is the host's, alive past the scope */
+    if (!ok) break;
 
     size_t header_len;
     size_t value_len = frame_record_size(&v, part_len, (uint64_t)time_d, data_len, &header_len);
     size_t size = REC_OVERHEAD + key_len + value_len;
-    if (size > 0xffffffffu || size > run_len - run_at) {
-      needed = (double)size;
+    if (size > UINT32_MAX - run_len) break; /* no run could hold it: the JS path refuses it */
+    if (size > run_len - run_at) {
+      next = (double)size;
       break;
     }
     uint8_t *rec = run + run_at;
@@ -371,10 +406,10 @@ static napi_value seal_frames(napi_env env, napi_callback_info info) {
     h[0] = 0;
     h[1] = 0;
     put_be32(h + 2, (uint32_t)value_len);
-    const char *err = seal_record(h + 6, &v, s2c, type_part, part_len, (uint64_t)time_d, batch + p, data_len, header_len);
+    err = seal_record(h + 6, &v, s2c, type_part, part_len, (uint64_t)time_d, batch + p, data_len, header_len, &err_code);
     if (err) {
-      napi_throw_error(env, "VIGIL_NATIVE_SEAL", err);
-      return NULL;
+      next = -1;
+      break;
     }
     run_at += (uint32_t)size;
     records++;
@@ -384,7 +419,11 @@ static napi_value seal_frames(napi_env env, napi_callback_info info) {
   io[0] = run_at;
   io[1] = records;
   io[2] = value_bytes;
-  io[3] = needed;
+  io[3] = next;
+  if (err) {
+    napi_throw_error(env, err_code, err);
+    return NULL;
+  }
   napi_value result;
   napi_create_uint32(env, pos, &result);
   return result;

@@ -19,18 +19,20 @@ export interface NativeSealFrame {
   /**
    * Seal the consecutive FRAME ops of a recorder batch from `pos` into a record run from `runAt`
    * (seal_frame.c describes the layouts and where it stops); returns the first op not sealed and
-   * fills `io` with [end of the records in run, records, value bytes, size needed when run was full].
+   * fills `io` with [end of the records in run, records, value bytes, size needed when run was
+   * full (-1: sealing failed, thrown)] — also when it throws after sealing some.
    */
-  sealFrames(
-    batch: Uint8Array,
-    pos: number,
-    end: number,
-    run: Uint8Array,
-    runAt: number,
-    states: (Uint8Array | undefined)[],
-    keys: (Uint8Array | undefined)[],
-    io: Float64Array,
-  ): number;
+  sealFrames(batch: Uint8Array, pos: number, end: number, run: Uint8Array, runAt: number, chains: NativeChains, io: Float64Array): number;
+}
+
+/**
+ * Natively sealed chains by slot, for sealFrames: a ring of `owners.length` entries, the chain of
+ * slot s at s % length when owners[s % length] === s + 1 (0: none).
+ */
+export interface NativeChains {
+  readonly owners: Float64Array;
+  readonly states: (Uint8Array | undefined)[];
+  readonly keys: (Uint8Array | undefined)[];
 }
 
 export const NATIVE_SOURCE = fileURLToPath(new URL('../native/seal_frame.c', import.meta.url));

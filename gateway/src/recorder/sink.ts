@@ -15,7 +15,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { SessionChain, type ChainInput, type ChainedRecord, type Direction } from '@vigil/schemas';
-import { nativeSealer } from '@vigil/schemas/native';
+import { nativeSealer, type NativeChains } from '@vigil/schemas/native';
 import type { Producer } from '@vigil/eventlog/types';
 import { RecordRunBuilder, recordsOf, type RecordRun } from '@vigil/eventlog/run';
 
@@ -154,13 +154,13 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
 
   /**
    * The recorder thread's batch path: seal the consecutive frames of a socket-thread batch
-   * (recorder/thread/wire.ts) from `pos`, of chains with a native state in `states[slot]` (key
-   * `keys[slot]`), straight into the run with the native batch sealer — one call for many frames.
+   * (recorder/thread/wire.ts) from `pos`, of the chains in `chains` (the natively sealed ones, by
+   * slot), straight into the run with the native batch sealer — one call for many frames.
    * Returns where it stopped: the first op it leaves to the caller's per-op path (not a frame, a
-   * JS-sealed chain, a msg_type to escape; seal_frame.c lists them). Without the native sealer it
-   * seals nothing and returns `pos`.
+   * chain not in `chains`, a msg_type to escape; seal_frame.c lists them). Without the native
+   * sealer it seals nothing and returns `pos`.
    */
-  appendFrames(batch: Uint8Array, pos: number, end: number, states: (Buffer | undefined)[], keys: (Buffer | undefined)[]): number {
+  appendFrames(batch: Uint8Array, pos: number, end: number, chains: NativeChains): number {
     const addon = nativeSealer.addon;
     if (!addon) return pos;
     const run = this.run;
@@ -168,11 +168,19 @@ export class EventSink extends EventEmitter<EventSinkEvents> implements RecordSi
     let room = BATCH_ROOM;
     for (;;) {
       const at = run.reserveRecords(room);
-      pos = addon.sealFrames(batch, pos, end, run.buf, at, states, keys, io);
-      const count = io[1]!;
-      if (count > 0) {
-        run.recordsWritten(io[0]!, count);
-        this.appended(io[0]! - at, io[2]!, count);
+      io[0] = at;
+      io[1] = 0;
+      io[3] = 0;
+      try {
+        pos = addon.sealFrames(batch, pos, end, run.buf, at, chains, io);
+      } finally {
+        // Records sealed before a failure are in the run and their chains have moved on: they
+        // are kept (the chains stay whole in the log) before the error goes on.
+        const count = io[1]!;
+        if (count > 0) {
+          run.recordsWritten(io[0]!, count);
+          this.appended(io[0]! - at, io[2]!, count);
+        }
       }
       if (io[3] === 0) return pos;
       room = io[3]!; // the next record did not fit: room for it, then on

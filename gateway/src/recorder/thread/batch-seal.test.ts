@@ -8,12 +8,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageChannel } from 'node:worker_threads';
-import { decode, seal, verifyChain, type ChainedEvent } from '@vigil/schemas';
+import { decode, seal, verifyChain, SessionChain, type ChainedEvent } from '@vigil/schemas';
 import { nativeSealer } from '@vigil/schemas/native';
+import type { Producer } from '@vigil/eventlog/types';
+import { LocalEventLog } from '@vigil/eventlog/local/index';
+import { parseLocalEventLogConfig } from '@vigil/eventlog/local/config';
+import { consumeN, tempDir } from '@vigil/eventlog/local/testutil';
 import { MemoryProducer } from '../../protocols/pg/testkit.ts';
 import { EventSink } from '../sink.ts';
-import { serveRecorder } from './host.ts';
-import { BatchWriter } from './wire.ts';
+import { serveRecorder, type RecorderHostOptions } from './host.ts';
+import { ChainRing } from './chain-ring.ts';
+import { BatchReader, BatchWriter, type WireBatch } from './wire.ts';
 
 const SINK = { topic: 't', high_water_bytes: 1 << 30, low_water_bytes: 1 << 29, retry_backoff_ms: 5 };
 const GW = { gateway_id: 'gw-batch', gateway_version: '0.0.0-test' };
@@ -28,21 +33,26 @@ function countBatchSealed(): { frames: number; restore(): void } {
       addon!.sealFrames = original;
     },
   };
-  addon!.sealFrames = (batch, pos, end, run, runAt, states, keys, io) => {
-    const next = original(batch, pos, end, run, runAt, states, keys, io);
-    counter.frames += io[1]!;
-    return next;
+  addon!.sealFrames = (batch, pos, end, run, runAt, chains, io) => {
+    try {
+      return original(batch, pos, end, run, runAt, chains, io);
+    } finally {
+      counter.frames += io[1]!;
+    }
   };
   return counter;
 }
 
-/** Post one batch to a recorder host and return what reached the producer. */
-async function throughHost(fill: (w: BatchWriter) => void): Promise<{ records: MemoryProducer['records']; faults: unknown[] }> {
-  const producer = new MemoryProducer();
+/** Post one batch (filled by `fill`, cut to `cut` bytes if given) to a recorder host; what reached the producer. */
+async function throughHost(
+  fill: (w: BatchWriter) => void,
+  opts: { producer?: Producer; cut?: number; host?: RecorderHostOptions } = {},
+): Promise<{ records: MemoryProducer['records']; faults: unknown[] }> {
+  const producer = opts.producer ?? new MemoryProducer();
   const sink = new EventSink(producer, SINK);
   const { port1, port2 } = new MessageChannel();
   const faults: unknown[] = [];
-  const host = serveRecorder(port2, sink, { error: (o) => faults.push(o) });
+  const host = serveRecorder(port2, sink, { error: (o) => faults.push(o) }, opts.host);
   const w = new BatchWriter(64);
   try {
     fill(w);
@@ -52,6 +62,7 @@ async function throughHost(fill: (w: BatchWriter) => void): Promise<{ records: M
     throw err;
   }
   const batch = w.take()!;
+  if (opts.cut !== undefined) batch.length = opts.cut;
   const processed = new Promise<void>((resolve) =>
     port1.on('message', (m: { op: string }) => {
       if (m.op === 'fault') faults.push(m);
@@ -63,8 +74,11 @@ async function throughHost(fill: (w: BatchWriter) => void): Promise<{ records: M
   await sink.drain();
   host.close();
   port1.close();
-  return { records: producer.records, faults };
+  return { records: producer instanceof MemoryProducer ? producer.records : [], faults };
 }
+
+/** The data of each record, as text. */
+const texts = (records: MemoryProducer['records']) => records.map((r) => Buffer.from((decode(r.value) as Extract<ChainedEvent, { type: 'frame' }>).data).toString());
 
 /** The generic canonical sealer's bytes for a decoded frame (its own event id and prev hash). */
 function resealed(e: Extract<ChainedEvent, { type: 'frame' }>): Buffer {
@@ -88,7 +102,9 @@ test('runs of frames sealed in one call are exactly the per-frame records; what 
   try {
     result = await throughHost((w) => {
       ids.forEach((id, slot) => w.open(slot, id, GW));
-      const types = ['Q', 'D', undefined, '"', 'ÿ', 'channel-data', '\\', 'Z'];
+      // Plain ones (incl. the longest the batch carries) sealed natively; '', DEL, quote,
+      // backslash and non-ASCII left to the per-op path, which escapes them.
+      const types = ['Q', 'D', undefined, '"', 'ÿ', 'channel-data', '\\', 'Z', 'x'.repeat(254), '', '\x7f', '~ !'];
       for (let i = 0; i < 240; i++) {
         const slot = i % 3;
         const key = ids[slot]!;
@@ -113,6 +129,7 @@ test('runs of frames sealed in one call are exactly the per-frame records; what 
   // The native calls took the frames whose msg_type is plain; events and the msg_types to
   // escape went op by op.
   const plain = sent.filter((s) => 'data' in s && (s.msgType === undefined || /^[\x20-\x7e]+$/.test(s.msgType)) && !/["\\]/.test(s.msgType ?? ''));
+  assert.ok(sent.some((s) => 'data' in s && s.msgType === '') && sent.some((s) => 'data' in s && s.msgType?.length === 254));
   assert.equal(counter.frames, plain.length);
   assert.ok(counter.frames > 100);
   for (const [i, s] of sent.entries()) {
@@ -163,14 +180,132 @@ test('sealFrames refuses bad arguments with a TypeError and writes nothing', () 
   w.frame(0, 'c2s', 'Q', 1, Buffer.from('x'));
   const b = w.take()!;
   const batch = Buffer.from(b.buffer, 0, b.length);
-  assert.throws(() => addon!.sealFrames(batch, 0, batch.length + 1, run, 0, [], [], io), /bad batch range/);
-  assert.throws(() => addon!.sealFrames(batch, 0, batch.length, run, 2000, [], [], io), /bad run offset/);
-  assert.throws(() => addon!.sealFrames(batch, 0, batch.length, run, 0, {} as never, [], io), /states must be an array/);
-  assert.throws(() => addon!.sealFrames(batch, 0, batch.length, run, 0, [], [], new Float64Array(2)), /io must be/);
-  // No state for slot 0: nothing sealed, the op is left where it is.
-  assert.equal(addon!.sealFrames(batch, 0, batch.length, run, 0, [], [], io), 0);
+  const ring = new ChainRing(8);
+  assert.throws(() => addon!.sealFrames(batch, 0, batch.length + 1, run, 0, ring, io), /bad batch range/);
+  assert.throws(() => addon!.sealFrames(batch, 0, batch.length, run, 2000, ring, io), /bad run offset/);
+  assert.throws(() => addon!.sealFrames(batch, 0, batch.length, run, 0, {} as never, io), /chains must be|chains.owners/);
+  assert.throws(() => addon!.sealFrames(batch, 0, batch.length, run, 0, { owners: new Float64Array(0), states: [], keys: [] }, io), /chains.owners/);
+  assert.throws(() => addon!.sealFrames(batch, 0, batch.length, run, 0, ring, new Float64Array(2)), /io must be/);
+  // No chain for slot 0: nothing sealed, the op is left where it is.
+  assert.equal(addon!.sealFrames(batch, 0, batch.length, run, 0, ring, io), 0);
   assert.deepEqual([...io], [0, 0, 0, 0]);
-  // A frame op cut short (its data past `end`) is left to the JS reader, which reports it.
-  assert.equal(addon!.sealFrames(batch, 0, batch.length - 1, run, 0, [Buffer.alloc(44)], [Buffer.from('k')], io), 0);
   assert.ok(run.equals(Buffer.alloc(1024)));
+});
+
+/** A ring with slot 0's chain, and a batch of frames for it (`times` as given, data 'f<i>'). */
+function framesFor(times: number[]): { batch: Buffer; ring: ChainRing; chain: SessionChain; ends: number[] } {
+  const chain = new SessionChain('00000000-0000-4000-8000-0000000000c1', GW);
+  const ring = new ChainRing(8);
+  ring.set(0, chain.nativeState!, Buffer.from(chain.sessionId));
+  const w = new BatchWriter(64);
+  const ends: number[] = [];
+  times.forEach((t, i) => {
+    w.frame(0, 'c2s', 'Q', t, Buffer.from(`f${i}`));
+    ends.push(w.length);
+  });
+  const b = w.take()!;
+  return { batch: Buffer.from(b.buffer, 0, b.length), ring, chain, ends };
+}
+
+test('a batch cut at any byte: only the whole frames before the cut are sealed, and the reader refuses the cut one', () => {
+  const { batch, ends } = framesFor([1, 2, 3]);
+  for (let cut = 0; cut <= batch.length; cut++) {
+    const { ring, chain } = framesFor([1, 2, 3]);
+    const run = Buffer.alloc(4096);
+    const io = new Float64Array(4);
+    const stop = addon!.sealFrames(batch, 0, cut, run, 0, ring, io);
+    const whole = ends.filter((e) => e <= cut).length;
+    assert.equal(io[1], whole, `cut at ${cut}`);
+    assert.equal(stop, whole === 0 ? 0 : ends[whole - 1], `cut at ${cut}`);
+    assert.equal(chain.length, whole, `cut at ${cut}: the chain advanced past what was sealed`);
+    // The per-op reader, given the rest, refuses a cut-short op instead of reading a shorter frame.
+    const reader = new BatchReader({ buffer: batch.buffer as ArrayBuffer, length: cut, events: [] } satisfies WireBatch);
+    reader.seek(stop);
+    if (stop < cut) assert.throws(() => reader.next(), /cut short|out of range/, `cut at ${cut}`);
+    else assert.equal(reader.next(), false);
+  }
+  // A hostile data length (0xffffffff) is refused the same way.
+  const { ring } = framesFor([1]);
+  const hostile = Buffer.alloc(ends[0]!); // its own ArrayBuffer (the reader reads from its start)
+  batch.copy(hostile, 0, 0, ends[0]!);
+  hostile.writeUInt32LE(0xffffffff, ends[0]! - 'f0'.length - 4);
+  const io = new Float64Array(4);
+  assert.equal(addon!.sealFrames(hostile, 0, hostile.length, Buffer.alloc(4096), 0, ring, io), 0);
+  assert.equal(io[1], 0);
+  assert.throws(() => new BatchReader({ buffer: hostile.buffer as ArrayBuffer, length: hostile.length, events: [] }).next(), /cut short/);
+});
+
+test('a frame whose time is not a safe integer is left to the per-op path (which refuses it)', () => {
+  for (const bad of [Number.NaN, -1, 1.5, 2 ** 53, Infinity]) {
+    const { batch, ring, chain, ends } = framesFor([7, bad, 9]);
+    const io = new Float64Array(4);
+    const stop = addon!.sealFrames(batch, 0, batch.length, Buffer.alloc(4096), 0, ring, io);
+    assert.equal(stop, ends[0], `time ${bad}`);
+    assert.equal(io[1], 1);
+    assert.equal(chain.length, 1);
+  }
+});
+
+test('a cut-short batch through the host: the whole frames are recorded, the rest is reported, the chain verifies', async () => {
+  const id = '00000000-0000-4000-8000-0000000000d1';
+  const fill = (w: BatchWriter) => {
+    w.open(0, id, GW);
+    w.frame(0, 'c2s', 'Q', 1, Buffer.from('one'));
+    w.frame(0, 's2c', 'Z', 2, Buffer.from('two'));
+  };
+  const probe = new BatchWriter(64);
+  fill(probe);
+  const { records, faults } = await throughHost(fill, { cut: probe.length - 1 }); // the last byte of 'two' missing
+  assert.deepEqual(texts(records), ['one']);
+  assert.ok(faults.some((f) => /cut short/.test(JSON.stringify(f))), JSON.stringify(faults));
+  assert.equal(verifyChain(records.map((r) => r.value)).ok, true);
+});
+
+test('past the ring size, a long-lived session\'s frames go the per-op way, exact and in order', async () => {
+  const ids = ['a', 'b', 'c'].map((x) => `00000000-0000-4000-8000-0000000000e${x}`);
+  const counter = countBatchSealed();
+  let result: Awaited<ReturnType<typeof throughHost>>;
+  try {
+    result = await throughHost(
+      (w) => {
+        ids.forEach((id, slot) => w.open(slot, id, GW)); // slot 2 takes slot 0's entry in a ring of 2
+        for (let i = 0; i < 30; i++) w.frame(i % 3, i % 2 ? 's2c' : 'c2s', 'D', 100 + i, Buffer.from(`m${i}`));
+      },
+      { host: { chainRingSize: 2 } },
+    );
+  } finally {
+    counter.restore();
+  }
+  assert.deepEqual(result.faults, []);
+  assert.equal(counter.frames, 20); // slots 1 and 2; slot 0's ten went op by op
+  assert.deepEqual(texts(result.records), [...Array(30).keys()].map((i) => `m${i}`));
+  for (const id of ids) {
+    const values = result.records.filter((r) => r.key === id).map((r) => r.value);
+    assert.equal(values.length, 10);
+    assert.equal(verifyChain(values).ok, true);
+  }
+});
+
+test('natively sealed records go into the local log as they are and read back with their CRCs', async (t) => {
+  const dir = await tempDir(t);
+  const open = () => LocalEventLog.open(parseLocalEventLogConfig({ dir }));
+  let log = await open();
+  await log.ensureTopics(['t']);
+  const id = '00000000-0000-4000-8000-0000000000f1';
+  const big = Buffer.alloc(100_000, 3);
+  await throughHost(
+    (w) => {
+      w.open(0, id, GW);
+      for (let i = 0; i < 50; i++) w.frame(0, i % 2 ? 's2c' : 'c2s', 'D', 1000 + i, i === 20 ? big : Buffer.from(`row ${i}`));
+    },
+    { producer: log.producer() },
+  );
+  await log.close();
+  log = await open(); // recovery reads every record back and checks its CRC
+  const got = await consumeN(log, 'g', 't', 50);
+  await log.close();
+  assert.equal(got.length, 50);
+  assert.ok(got.every((r) => r.key === id));
+  assert.equal(verifyChain(got.map((r) => r.value)).ok, true);
+  assert.ok(Buffer.from((decode(got[20]!.value) as Extract<ChainedEvent, { type: 'frame' }>).data).equals(big));
 });

@@ -7,7 +7,8 @@
  *   seal + sink + log    sealed in place into an EventSink's record run (appendFrame) and appended
  *                        to a real LocalEventLog (group-commit fsync)
  *   host (log thread)    … from batches as the socket thread writes them (80 frames per batch,
- *                        posted over a MessageChannel one at a time): the whole log-thread path
+ *                        posted over a MessageChannel one at a time): the whole log-thread path,
+ *                        where runs of frames are sealed by one native call (sealFrames)
  * Interleaved rounds, median µs per frame. Usage: npm run bench:recorder [frames per round]
  */
 import { MessageChannel } from 'node:worker_threads';

@@ -14,6 +14,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { SessionChain } from '@vigil/schemas';
 import type { EventSink } from '../sink.ts';
 import { BatchReader, OP_CLOSE, OP_EVENT, OP_FRAME, OP_OPEN } from './wire.ts';
+import { ChainRing } from './chain-ring.ts';
 import type { FromRecorder, ToRecorder } from './protocol.ts';
 
 interface OpenChain {
@@ -34,13 +35,17 @@ export interface RecorderHost {
   close(): void;
 }
 
-export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o: object, msg: string): void }): RecorderHost {
+export interface RecorderHostOptions {
+  /** Entries of the native batch sealer's chain ring (tests make it small to wrap it). */
+  chainRingSize?: number;
+}
+
+export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o: object, msg: string): void }, options: RecorderHostOptions = {}): RecorderHost {
   const chains = new Map<number, OpenChain>();
   const retired = new Map<number, OpenChain>();
-  // By slot, for the native batch sealer (EventSink.appendFrames): the state and key of every
-  // known chain sealed natively (open or retired); a slot without one is left to the per-op path.
-  const states: (Buffer | undefined)[] = [];
-  const keys: (Buffer | undefined)[] = [];
+  // For the native batch sealer (EventSink.appendFrames): the natively sealed chains (open or
+  // retired) by slot; a slot not in it is sealed by the per-op path below.
+  const ring = new ChainRing(options.chainRingSize);
   let refusedOps = 0;
   const post = (m: FromRecorder) => port.postMessage(m);
   const onPressure = (on: boolean) => post({ op: 'pressure', on });
@@ -66,7 +71,7 @@ export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o
       const end = op.b.length;
       for (;;) {
         // Runs of frames go to the native batch sealer in one call; what it leaves, op by op here.
-        op.seek(sink.appendFrames(op.b, op.position, end, states, keys));
+        if (op.b[op.position] === OP_FRAME) op.seek(sink.appendFrames(op.b, op.position, end, ring));
         if (!op.next()) break;
         switch (op.op) {
           case OP_FRAME: {
@@ -79,10 +84,8 @@ export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o
             const c = { sessionId: op.sessionId, key: Buffer.from(op.sessionId), chain: new SessionChain(op.sessionId, op.gateway) };
             chains.set(op.slot, c);
             const state = c.chain.nativeState;
-            if (state) {
-              states[op.slot] = state;
-              keys[op.slot] = c.key;
-            }
+            if (state) ring.set(op.slot, state, c.key);
+            else ring.delete(op.slot);
             break;
           }
           case OP_EVENT: {
@@ -105,8 +108,7 @@ export function serveRecorder(port: MessagePort, sink: EventSink, log: { error(o
             if (retired.size > RETIRED_MAX) {
               const gone = retired.keys().next().value!;
               retired.delete(gone);
-              delete states[gone];
-              delete keys[gone];
+              ring.delete(gone);
             }
             break;
           }

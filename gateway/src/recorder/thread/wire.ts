@@ -190,12 +190,17 @@ export class BatchReader {
     let p = this.p;
     if (p >= b.length) return false;
     const op = b[p]!;
+    // Every op's fixed part, then its lengths, are checked before anything past them is read
+    // (subarray and toString would clamp a cut-short op into a shorter one instead of refusing it).
+    if (p + (FIXED[op] ?? 1) > b.length) throw cutShort(op, p);
     this.op = op;
     this.slot = b.readUInt32LE(p + 1);
     switch (op) {
       case OP_FRAME: {
-        this.direction = b[p + 5] === 0 ? 'c2s' : 's2c';
         const typeLen = b[p + 6]!;
+        const dataAt = p + 7 + (typeLen === NO_TYPE ? 0 : typeLen) + 12;
+        if (dataAt > b.length || dataAt + b.readUInt32LE(dataAt - 4) > b.length) throw cutShort(op, p);
+        this.direction = b[p + 5] === 0 ? 'c2s' : 's2c';
         p += 7;
         if (typeLen === NO_TYPE) this.msgType = undefined;
         else {
@@ -210,16 +215,20 @@ export class BatchReader {
       }
       case OP_OPEN: {
         const len = b.readUInt16LE(p + 5);
+        if (p + 7 + len > b.length) throw cutShort(op, p);
         const id = JSON.parse(b.toString('utf8', p + 7, p + 7 + len)) as { session_id: string; gateway_id: string; gateway_version: string };
         this.sessionId = id.session_id;
         this.gateway = { gateway_id: id.gateway_id, gateway_version: id.gateway_version };
         this.p = p + 7 + len;
         return true;
       }
-      case OP_EVENT:
-        this.event = this.batch.events[b.readUInt32LE(p + 5)]!;
+      case OP_EVENT: {
+        const event = this.batch.events[b.readUInt32LE(p + 5)];
+        if (!event) throw new Error(`recorder batch: event op at ${p} refers to no event`);
+        this.event = event;
         this.p = p + 9;
         return true;
+      }
       case OP_CLOSE:
         this.p = p + 5;
         return true;
@@ -230,6 +239,13 @@ export class BatchReader {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Bytes of each op before its variable part (an unknown op: 1, so the reader reports it as unknown). */
+const FIXED: Record<number, number> = { [OP_OPEN]: 7, [OP_FRAME]: 7, [OP_EVENT]: 9, [OP_CLOSE]: 5 };
+
+function cutShort(op: number, at: number): Error {
+  return new Error(`recorder batch: op ${op} at ${at} cut short`);
+}
 
 /** Read a batch's ops in order, one object each (tests and tools; the recorder thread uses BatchReader). */
 export function* readBatch(batch: WireBatch): Generator<WireOp> {
