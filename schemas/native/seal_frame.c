@@ -193,7 +193,7 @@ static const char *seal_record(uint8_t *rec, chain_view *v, uint32_t s2c, const 
   p = put(p, v->sess, v->sess_len);
   p = put_uint(p, time, digits(time));
   p = PUT_LIT(p, TAIL);
-  memcpy(p, data, data_len);
+  if (data_len) memcpy(p, data, data_len); /* an empty Uint8Array may have no data pointer */
 
   rec[0] = MAGIC;
   rec[1] = FORMAT_VERSION;
@@ -401,7 +401,7 @@ static napi_value seal_frames(napi_env env, napi_callback_info info) {
     rec[REC_FORMAT_AT] = REC_FORMAT;
     rec[REC_FORMAT_AT + 1] = (uint8_t)(key_len >> 8);
     rec[REC_FORMAT_AT + 2] = (uint8_t)key_len;
-    memcpy(rec + REC_KEY_AT, key, key_len);
+    if (key_len) memcpy(rec + REC_KEY_AT, key, key_len);
     uint8_t *h = rec + REC_KEY_AT + key_len;
     h[0] = 0;
     h[1] = 0;
