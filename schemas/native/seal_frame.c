@@ -337,6 +337,9 @@ static napi_value seal_frames(napi_env env, napi_callback_info info) {
   double *io = (double *)io_ptr;
   double records = 0, value_bytes = 0, next = 0;
   const char *err_code = NULL, *err = NULL;
+  int64_t last_slot = -1;
+  uint8_t *state = NULL, *key = NULL;
+  size_t state_len = 0, key_len = 0;
   /* `,"msg_type":"` + at most 254 bytes + `"` */
   uint8_t type_part[sizeof(TYPE_PREFIX) - 1 + 254 + 1];
   memcpy(type_part, TYPE_PREFIX, sizeof(TYPE_PREFIX) - 1);
@@ -376,16 +379,19 @@ static napi_value seal_frames(napi_env env, napi_callback_info info) {
 
     uint32_t ring = (uint32_t)(slot % owners_len);
     if (owners[ring] != (double)slot + 1) break;
-    /* A scope per frame: the handles of this frame's state and key go with it. */
-    napi_handle_scope scope;
-    if (napi_open_handle_scope(env, &scope) != napi_ok) break;
-    uint8_t *state, *key;
-    size_t state_len, key_len;
+    /* Consecutive frames of one session (a result's messages) reuse its state and key: the
+     * buffers' memory stays where it is for the whole call (no JS runs in between). */
+    if ((int64_t)slot != last_slot) {
+      /* A scope per lookup: the handles of this state and key go with it. */
+      napi_handle_scope scope;
+      if (napi_open_handle_scope(env, &scope) != napi_ok) break;
+      int ok = element_bytes(env, states_v, ring, &state, &state_len) && element_bytes(env, keys_v, ring, &key, &key_len) && key_len <= 0xffff;
+      napi_close_handle_scope(env, scope);
+      if (!ok) break;
+      last_slot = slot;
+    }
     chain_view v;
-    int ok = element_bytes(env, states_v, ring, &state, &state_len) && element_bytes(env, keys_v, ring, &key, &key_len) && key_len <= 0xffff &&
-             chain_view_of(state, state_len, &v);
-    napi_close_handle_scope(env, scope); /* the buffers' memory is the host's, alive past the scope */
-    if (!ok) break;
+    if (!chain_view_of(state, state_len, &v)) break;
 
     size_t header_len;
     size_t value_len = frame_record_size(&v, part_len, (uint64_t)time_d, data_len, &header_len);
