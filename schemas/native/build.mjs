@@ -9,6 +9,10 @@
  *
  * Without a compiler the build is skipped with a warning and Vigil seals frames in JS (same bytes,
  * more CPU per frame); `--strict` makes that an error instead.
+ *
+ * `--sanitize` builds a second copy with AddressSanitizer and UndefinedBehaviorSanitizer (any
+ * finding aborts) into build/sanitized/, for schemas/native/sanitized.test.ts; nothing loads it
+ * unless VIGIL_NATIVE_ADDON points at it.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,7 +22,8 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const source = join(here, 'seal_frame.c');
-const outDir = join(here, 'build');
+const sanitize = process.argv.includes('--sanitize');
+const outDir = sanitize ? join(here, 'build', 'sanitized') : join(here, 'build');
 const addon = join(outDir, 'vigil_seal.node');
 const strict = process.argv.includes('--strict');
 
@@ -41,6 +46,7 @@ mkdirSync(outDir, { recursive: true });
 const tmp = `${addon}.tmp-${process.pid}`;
 // -shared with undefined symbols: napi_* and OpenSSL's resolve against the node binary at load.
 const args = ['-O2', '-fPIC', '-shared', '-std=c11', '-Wall', '-Wextra', '-Werror', '-fvisibility=hidden', `-I${include}`, '-o', tmp, source];
+if (sanitize) args.push('-g', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=all');
 if (process.platform === 'darwin') args.push('-undefined', 'dynamic_lookup');
 const r = spawnSync(cc, args, { encoding: 'utf8' });
 if (r.error) giveUp(`${cc} could not run (${r.error.message})`);
@@ -48,7 +54,11 @@ if (r.status !== 0) giveUp(`${cc} failed:\n${r.stderr}`);
 renameSync(tmp, addon);
 writeFileSync(`${addon}.source-sha256`, createHash('sha256').update(readFileSync(source)).digest('hex') + '\n');
 
-// Load it once here, so a broken build shows at install rather than as a silent fallback.
-const check = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(addon)}); if (typeof m.sealFrame !== 'function' || typeof m.sealFrames !== 'function') process.exit(3)`], { encoding: 'utf8' });
+// Load it once here, so a broken build shows at install rather than as a silent fallback. A
+// sanitized build loads only with its runtimes first in the process (LD_PRELOAD).
+const runtimes = sanitize ? ['libasan.so', 'libubsan.so'].map((lib) => spawnSync(cc, [`-print-file-name=${lib}`], { encoding: 'utf8' }).stdout.trim()) : [];
+const checkEnv = sanitize ? { ...process.env, LD_PRELOAD: runtimes.join(' '), ASAN_OPTIONS: 'detect_leaks=0' } : process.env;
+const check = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(addon)}); if (typeof m.sealFrame !== 'function' || typeof m.sealFrames !== 'function') process.exit(3)`], { encoding: 'utf8', env: checkEnv });
 if (check.status !== 0) giveUp(`the built addon does not load:\n${check.stderr}`);
 console.log(`native sealer built: ${addon}`);
+if (sanitize) console.log(`sanitizer runtimes (LD_PRELOAD): ${runtimes.join(' ')}`);

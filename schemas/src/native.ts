@@ -36,7 +36,11 @@ export interface NativeChains {
 }
 
 export const NATIVE_SOURCE = fileURLToPath(new URL('../native/seal_frame.c', import.meta.url));
-export const NATIVE_ADDON = fileURLToPath(new URL('../native/build/vigil_seal.node', import.meta.url));
+/**
+ * The addon this process loads: the one `npm install` builds, or VIGIL_NATIVE_ADDON's (the
+ * sanitizer test points it at an ASan/UBSan build: schemas/native/sanitized.test.ts).
+ */
+export const NATIVE_ADDON = process.env.VIGIL_NATIVE_ADDON || fileURLToPath(new URL('../native/build/vigil_seal.node', import.meta.url));
 /** Written by build.mjs beside the addon: SHA-256 of the source it was built from. */
 export const NATIVE_STAMP = `${NATIVE_ADDON}.source-sha256`;
 
