@@ -48,7 +48,7 @@ test('ingest killed between insert and offset commit neither loses nor duplicate
     config: { ingest: { max_batch_rows: 50 } },
     env: { VIGIL_FAULT: 'ingest.crash_after_insert' },
   });
-  assert.equal(await crashing.exited, 'SIGKILL', `ingest should have crashed at the fault point:\n${crashing.output()}`);
+  assert.equal(await crashing.exitedWithin(120_000), 'SIGKILL', `ingest should have crashed at the fault point:\n${crashing.output()}`);
 
   const recovered = await startVigil({ command: 'start', dataDir, config: { ingest: { max_batch_rows: 50 } } });
   const analyst = await recovered.token('erin', { roles: ['analyst'] });
@@ -96,13 +96,14 @@ test('vigil start: if the ingest thread dies, the process drains and exits 70; a
   });
   const token = await first.token('hank');
   const run = async (port: number) => {
-    const c = new pg.Client({ host: '127.0.0.1', port, user: 'hank', database: 'local-pg', password: token });
+    // Bounded: a session caught by the shutdown must end with an error, not wait forever.
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'hank', database: 'local-pg', password: token, connectionTimeoutMillis: 20_000, query_timeout: 20_000 });
     await c.connect();
     for (let k = 0; k < 10; k++) await c.query('select $1::int as k', [k]);
     await c.end();
   };
   await run(first.gatewayPort).catch(() => {}); // the shutdown may end this session (57P01)
-  assert.equal(await first.exited, 70, `exit code after the ingest thread died:\n${first.output()}`);
+  assert.equal(await first.exitedWithin(120_000), 70, `exit code after the ingest thread died:\n${first.output()}`);
   assert.ok(existsSync(onceFile), 'the fault fired');
   assert.match(first.output(), /ingest worker exited: shutting down cleanly/);
 

@@ -34,9 +34,12 @@ export interface VigilProcess {
   /** Run `vigil <args>` against the same config (e.g. token) and return stdout. */
   cli(args: string[]): Promise<string>;
   token(sub: string, opts?: { roles?: string[]; groups?: string[]; ttl?: string }): Promise<string>;
+  /** Signal it and wait for its exit code; a process still running after 60 s is killed and this throws with its output. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /** Resolves with the exit code, or the signal name when killed by one. */
   exited: Promise<number | string | null>;
+  /** `exited`, bounded: after `ms` the process is killed and this throws with its output. */
+  exitedWithin(ms: number): Promise<number | string | null>;
 }
 
 export async function startVigil(
@@ -75,6 +78,22 @@ export async function startVigil(
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  // A process that does not exit in time is a failure with its output, not a test that hangs
+  // until the runner's file timeout: it is killed, and the error says what it printed.
+  const within = async (p: Promise<number | string | null>, ms: number): Promise<number | string | null> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`vigil did not exit within ${ms} ms (killed); its output:\n${out.slice(-8000)}`));
+      }, ms);
+    });
+    try {
+      return await Promise.race([p, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 
   // Ready when the chosen port accepts connections (or the process died).
   const readyPort = opts.ready === 'api' ? apiPort : gatewayPort;
@@ -111,13 +130,17 @@ export async function startVigil(
     token: async (sub, o = {}) =>
       (await cli(['token', '--sub', sub, '--roles', (o.roles ?? []).join(','), '--groups', (o.groups ?? []).join(','), '--ttl', o.ttl ?? '1h'])).trim(),
     exited,
+    exitedWithin: (ms) => within(exited, ms),
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const r = await exited;
+      const r = await within(exited, STOP_MS);
       return typeof r === 'number' ? r : null;
     },
   };
 }
+
+/** A clean shutdown takes seconds (the slowest part, ingest's stop, is bounded at 15 s). */
+const STOP_MS = 60_000;
 
 /**
  * Data dirs this process created, removed when it exits: a bench run leaves gigabytes of log and
