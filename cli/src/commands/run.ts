@@ -42,7 +42,26 @@ export interface Running {
   sshPort?: number;
   apiUrl?: string;
   devIssuer?: DevIssuer;
-  stop(): Promise<void>;
+  /** Stop everything; false when a step failed or did not finish in time (see stopAll). */
+  stop(): Promise<boolean>;
+}
+
+/**
+ * Longest one shutdown step may take (VIGIL_SHUTDOWN_STEP_MS; tests shorten it). The slowest
+ * regular steps are bounded below it: the log thread's stop at 30 s, ingest's at 15 s.
+ */
+function shutdownStepMs(): number {
+  const v = Number(process.env.VIGIL_SHUTDOWN_STEP_MS);
+  return Number.isFinite(v) && v > 0 ? v : 45_000;
+}
+
+/**
+ * Fault injection for the shutdown's bound (off unless VIGIL_FAULT is `shutdown.hang:<step>`):
+ * that step never finishes.
+ */
+function faultyStep(name: string, run: () => Promise<void>): Promise<void> {
+  if (process.env.VIGIL_FAULT === `shutdown.hang:${name}`) return new Promise(() => {});
+  return run();
 }
 
 /** Start the components; returns handles (used by tests and by `run`). */
@@ -50,15 +69,29 @@ export async function startComponents(config: VigilConfig, which: Components): P
   const logger = pino({ level: config.log_level, base: { service: 'vigil' } });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const stops: (() => Promise<void>)[] = [];
+  // Shutdown steps, run in reverse order of start. Each is bounded: a step that does not finish
+  // (a store call wedged by a thread that died inside it, say) is logged by name and passed, so a
+  // process that must restart does restart; the run then exits non-zero.
+  const stops: { name: string; run: () => Promise<void> }[] = [];
+  const step = (name: string, run: () => Promise<void>) => stops.push({ name, run: () => faultyStep(name, run) });
   const stopAll = async () => {
-    for (const stop of stops.reverse()) {
+    let complete = true;
+    for (const { name, run } of stops.reverse()) {
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await stop();
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), shutdownStepMs())));
+        if ((await Promise.race([run(), late])) === 'late') {
+          complete = false;
+          logger.error({ step: name, limit_ms: shutdownStepMs() }, 'shutdown step did not finish in time; going on without it');
+        }
       } catch (err) {
-        logger.error({ err: (err as Error).message }, 'shutdown step failed');
+        complete = false;
+        logger.error({ step: name, err: (err as Error).message }, 'shutdown step failed');
+      } finally {
+        clearTimeout(timer);
       }
     }
+    return complete;
   };
 
   // Declared first: a thread that dies during start reports through running.fatal.
@@ -70,11 +103,11 @@ export async function startComponents(config: VigilConfig, which: Components): P
     const logThread = which.gateway ? await startLogThread(config.log, config.log_level, logger.child({ component: 'log-supervisor' }), (why) => running.fatal?.(why)) : undefined;
     if (logThread) {
       log = logThread.log;
-      stops.push(() => logThread.stop());
+      step('log thread', () => logThread.stop());
     } else {
       const own = await createEventLog(config.log);
       log = own;
-      stops.push(() => own.close());
+      step('event log', () => own.close());
     }
     await log.ensureTopics([Topics.frames]);
 
@@ -86,22 +119,22 @@ export async function startComponents(config: VigilConfig, which: Components): P
     if (which.ingest || which.api) {
       store = await openStore(config.store);
       const s = store;
-      stops.push(() => releaseStore(s));
+      step('store', () => releaseStore(s));
       await applyDdl(store);
     }
 
     if (which.ingest && which.gateway) {
       // One process with the gateway: ingest gets its own (niced) thread, see workers/ingest-worker.ts.
       const stop = await startIngestWorker(config, logThread!.port(), logger.child({ component: 'ingest-supervisor' }), (why) => running.fatal?.(why));
-      stops.push(stop);
+      step('ingest thread', stop);
     } else if (which.ingest) {
       const ingest = await startIngest({ config: config.ingest, log, store: store!, logger: logger.child({ component: 'ingest' }), product_version: VERSION });
-      stops.push(() => ingest.stop());
+      step('ingest', () => ingest.stop());
     }
     if (which.ingest && config.ingest.siem.sinks.length > 0) {
       // SIEM sinks consume vigil.ocsf.v1 on the log this process owns (docs/siem.md).
       const stopSinks = await startSiemSinks(config.ingest.siem, log, logger.child({ component: 'siem' }), VERSION);
-      stops.push(stopSinks);
+      step('siem sinks', stopSinks);
     }
 
     if (which.gateway) {
@@ -128,7 +161,7 @@ export async function startComponents(config: VigilConfig, which: Components): P
         await approvals.close();
         throw err;
       });
-      stops.push(async () => {
+      step('gateway', async () => {
         await gateway.close(); // sessions still waiting record their outcome (closed) and mirror it
         await approvals.close();
         await producer.close();
@@ -140,11 +173,11 @@ export async function startComponents(config: VigilConfig, which: Components): P
 
     if (which.api) {
       const book = await ApprovalBook.open(log);
-      stops.push(() => book.close());
+      step('approvals book', () => book.close());
       // Access audit: recording.viewed in the API's own chain, on the log the gateway writes to.
       const auditProducer = log.producer();
       const audit = createAccessAudit(auditProducer, { version: VERSION });
-      stops.push(async () => {
+      step('access audit', async () => {
         await audit.close();
         await auditProducer.close();
       });
@@ -163,7 +196,7 @@ export async function startComponents(config: VigilConfig, which: Components): P
         audience: config.identity.audience,
       });
       await app.listen({ host: config.api.listen_host, port: config.api.listen_port });
-      stops.push(() => app.close());
+      step('api', () => app.close());
       running.apiUrl = `http://${config.api.listen_host}:${config.api.listen_port}`;
       logger.info({ url: running.apiUrl }, 'API listening');
       if (ui.uiDir) logger.info({ url: `${running.apiUrl}/ui/` }, 'web UI');
@@ -283,10 +316,14 @@ export async function run(config: VigilConfig, which: Components): Promise<numbe
       resolve();
     };
   });
-  await running.stop();
+  const complete = await running.stop();
   if (failure) {
     process.stderr.write(`vigil: stopped after a fatal error (${failure}); restart to resume\n`);
     return 70; // EX_SOFTWARE
+  }
+  if (!complete) {
+    process.stderr.write('vigil: stopped, but not every shutdown step finished (see the log); events not yet durable may be lost\n');
+    return 70;
   }
   return 0;
 }
