@@ -9,13 +9,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { kafkaBrokers } from '../support/kafka.ts';
-import { startVigil, type VigilProcess } from '../support/vigil-process.ts';
+import { startVigil, type VigilProcess, tempDir } from '../support/vigil-process.ts';
 import { RawPg, wire, errorFields } from '@vigil/gateway/protocols/pg/testkit';
 import net from 'node:net';
 
@@ -39,7 +38,7 @@ rules:
 
 before(async () => {
   const brokers = await kafkaBrokers();
-  const dir = mkdtempSync(join(tmpdir(), 'vigil-appr-e2e-'));
+  const dir = tempDir('vigil-appr-e2e-');
   const policy_file = join(dir, 'policy.yaml');
   writeFileSync(policy_file, POLICY);
   const common = {

@@ -7,13 +7,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { KafkaEventLog } from '@vigil/eventlog/kafka/index';
 import { kafkaBrokers } from '../support/kafka.ts';
-import { startVigil, type VigilProcess } from '../support/vigil-process.ts';
+import { startVigil, type VigilProcess, tempDir } from '../support/vigil-process.ts';
 import { startTee, type Tee } from '../support/tee.ts';
 import { psql, pipelined, type Conn } from '../support/pg-clients.ts';
 import { collectSessions, ended, startedOf, assertExact } from '../support/session-log.ts';
@@ -29,7 +26,7 @@ let conn: Conn;
 before(async () => {
   brokers = await kafkaBrokers();
   // Both processes trust the same dev issuer (shared key dir), as a real deployment trusts one IdP.
-  const issuerDir = mkdtempSync(join(tmpdir(), 'vigil-issuer-'));
+  const issuerDir = tempDir('vigil-issuer-');
   const common = {
     mode: 'distributed',
     dev_issuer: { enabled: true, dir: issuerDir },

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalEventLog } from '@vigil/eventlog/local/index';
 import { openStore, releaseStore } from '@vigil/ingest/store/client';
-import { startVigil } from '../support/vigil-process.ts';
+import { startVigil, removedAtExit } from '../support/vigil-process.ts';
 import { collectSessions, ended, startedOf } from '../support/session-log.ts';
 
 const SESSIONS = 6;
@@ -89,7 +89,7 @@ test('ingest killed between insert and offset commit neither loses nor duplicate
 });
 
 test('vigil start: if the ingest thread dies, the process drains and exits 70; after a restart every row lands once', async () => {
-  const onceFile = join(tmpdir(), `vigil-fault-${process.pid}-${Date.now()}`);
+  const onceFile = removedAtExit(join(tmpdir(), `vigil-fault-${process.pid}-${Date.now()}`));
   const first = await startVigil({
     config: { ingest: { max_batch_rows: 50 } },
     env: { VIGIL_FAULT: 'ingest.exit_after_insert', VIGIL_FAULT_ONCE_FILE: onceFile },

@@ -11,13 +11,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { openStore, releaseStore } from '@vigil/ingest/store/client';
-import { startVigil } from '../support/vigil-process.ts';
+import { startVigil, tempDir } from '../support/vigil-process.ts';
 import { psql } from '../support/pg-clients.ts';
 import { maskCorpus, maskCorpusSetup, leaks, SECRET } from '../../gateway/src/protocols/pg/mask-corpus.ts';
 
@@ -39,7 +38,7 @@ before(async () => {
   await direct.connect();
   await direct.query(maskCorpusSetup(S));
   await direct.query(`CREATE TABLE ${S}.vault (id int, note text); INSERT INTO ${S}.vault VALUES (1, 'v')`);
-  const dir = mkdtempSync(join(tmpdir(), 'vigil-maskrest-'));
+  const dir = tempDir('vigil-maskrest-');
   policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, POLICY);
 });

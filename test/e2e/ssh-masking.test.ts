@@ -9,13 +9,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import ssh2, { type ClientChannel } from 'ssh2';
 import { LocalEventLog } from '@vigil/eventlog/local/index';
 import { openStore, releaseStore } from '@vigil/ingest/store/client';
-import { startVigil, freePort, type VigilProcess } from '../support/vigil-process.ts';
+import { startVigil, freePort, type VigilProcess, tempDir } from '../support/vigil-process.ts';
 import { collectSessions, startedOf } from '../support/session-log.ts';
 import { startSshd, TEST_USER, type Sshd } from '@vigil/gateway/protocols/ssh/testkit';
 
@@ -30,7 +29,7 @@ let sshPort: number;
 before(async () => {
   sshd = await startSshd();
   sshPort = await freePort();
-  const policyFile = join(mkdtempSync(join(tmpdir(), 'vigil-policy-')), 'policy.yaml');
+  const policyFile = join(tempDir('vigil-policy-'), 'policy.yaml');
   writeFileSync(policyFile, 'version: 1\nrules:\n  - id: no-secrets-at-rest\n    mask: { detectors: [card, api_key], strategy: redact }\n');
   vigil = await startVigil({
     config: {
@@ -54,7 +53,7 @@ test('a card number and an API key printed by the target (split across frames) a
   });
   // exec: a script on the target prints each secret in two writes with a pause between, so the
   // gateway records two data frames; the command line itself holds no secret.
-  const script = join(mkdtempSync(join(tmpdir(), 'vigil-target-')), 'print-secrets.sh');
+  const script = join(tempDir('vigil-target-'), 'print-secrets.sh');
   writeFileSync(script, `printf 'card: 4111 1111 '; sleep 0.4; printf '1111 1111\\n'; printf 'export KEY=${KEY_A}'; sleep 0.4; printf '${KEY_B}\\n'\n`);
   chmodSync(script, 0o644);
   chmodSync(dirname(script), 0o755);

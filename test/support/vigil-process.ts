@@ -148,15 +148,22 @@ const STOP_MS = 60_000;
  * still removed at exit by whoever created it). VIGIL_TEST_KEEP_DATA=1 keeps them for a post-mortem.
  */
 const createdDirs = new Set<string>();
-function removedAtExit(dir: string): string {
-  if (process.env.VIGIL_TEST_KEEP_DATA === '1') return dir;
+
+/** A fresh temporary directory (`<tmpdir>/<prefix>XXXXXX`), removed when this process exits, as startVigil's are. */
+export function tempDir(prefix: string): string {
+  return removedAtExit(mkdtempSync(join(tmpdir(), prefix)));
+}
+
+/** `path` (a file or directory this process made) is removed when this process exits. */
+export function removedAtExit(path: string): string {
+  if (process.env.VIGIL_TEST_KEEP_DATA === '1') return path;
   if (createdDirs.size === 0) {
     process.once('exit', () => {
       for (const d of createdDirs) rmSync(d, { recursive: true, force: true });
     });
   }
-  createdDirs.add(dir);
-  return dir;
+  createdDirs.add(path);
+  return path;
 }
 
 function portOpen(port: number): Promise<boolean> {

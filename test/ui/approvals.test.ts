@@ -7,13 +7,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Page } from 'playwright-core';
-import { startVigil, type VigilProcess } from '../support/vigil-process.ts';
+import { startVigil, type VigilProcess, tempDir } from '../support/vigil-process.ts';
 import { psql } from '../support/pg-clients.ts';
 import { ensureBuilt } from '@vigil/replay-ui/web/build';
 import { adminPassword, launchChromium, signIn, type Browser, screenshotDir } from './browser.ts';
@@ -29,7 +28,7 @@ let direct: pg.Client;
 
 before(async () => {
   await ensureBuilt();
-  const dir = mkdtempSync(join(tmpdir(), 'vigil-ui-appr-'));
+  const dir = tempDir('vigil-ui-appr-');
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(
     policyFile,

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from '../support/vigil-process.ts';
 import { chromium, type BrowserContext } from 'playwright-core';
 
 export const CHROMIUM = process.env.VIGIL_CHROMIUM ?? '/usr/bin/chromium';
@@ -23,8 +24,9 @@ export const CHROMIUM_FLAGS = [
 
 /**
  * Where the browser tests put their screenshots: docs/screenshots/ (shown in the README) when
- * VIGIL_UPDATE_SCREENSHOTS=1, else a temporary folder, so an ordinary test run (CI's too) leaves the
- * work tree as it found it; every screenshot is still taken either way.
+ * VIGIL_UPDATE_SCREENSHOTS=1, else a temporary folder removed when the test process exits
+ * (VIGIL_TEST_KEEP_DATA=1 keeps it), so an ordinary test run (CI's too) leaves the work tree and
+ * /tmp as it found them; every screenshot is still taken either way.
  */
 export function screenshotDir(): string {
   if (process.env.VIGIL_UPDATE_SCREENSHOTS === '1') {
@@ -32,7 +34,7 @@ export function screenshotDir(): string {
     mkdirSync(docs, { recursive: true });
     return docs;
   }
-  return mkdtempSync(join(tmpdir(), 'vigil-screenshots-'));
+  return tempDir('vigil-screenshots-');
 }
 
 export interface Browser {

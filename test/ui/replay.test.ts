@@ -8,13 +8,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Page } from 'playwright-core';
-import { startVigil, type VigilProcess } from '../support/vigil-process.ts';
+import { startVigil, type VigilProcess, tempDir } from '../support/vigil-process.ts';
 import { ensureBuilt } from '@vigil/replay-ui/web/build';
 import { launchChromium, type Browser, screenshotDir } from './browser.ts';
 
@@ -64,7 +63,7 @@ async function runTraffic(port: number): Promise<void> {
 before(async () => {
   // The UI as `npm install` builds it (a no-op when dist is up to date).
   await ensureBuilt();
-  const policyDir = mkdtempSync(join(tmpdir(), 'vigil-ui-policy-'));
+  const policyDir = tempDir('vigil-ui-policy-');
   const policyFile = join(policyDir, 'policy.yaml');
   writeFileSync(
     policyFile,

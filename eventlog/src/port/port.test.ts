@@ -5,15 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageChannel } from 'node:worker_threads';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LocalEventLog } from '../local/index.ts';
+import { tempDir } from '../local/testutil.ts';
 import { serveEventLog, PortEventLog } from './index.ts';
 
-test('batches cross the port intact; commit only after ack; a rejection redelivers', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vigil-port-'));
+test('batches cross the port intact; commit only after ack; a rejection redelivers', async (t) => {
+  const dir = await tempDir(t);
   const log = await LocalEventLog.open({ dir });
   await log.ensureTopics(['t']);
   const values = Array.from({ length: 50 }, (_, i) => randomBytes(10 + i));
@@ -53,8 +51,8 @@ test('batches cross the port intact; commit only after ack; a rejection redelive
   await log.close();
 });
 
-test('a worker-side producer appends through the owner: bytes, keys and headers intact, durable when send resolves; closed producer refuses', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vigil-port-'));
+test('a worker-side producer appends through the owner: bytes, keys and headers intact, durable when send resolves; closed producer refuses', async (t) => {
+  const dir = await tempDir(t);
   const log = await LocalEventLog.open({ dir });
   const { port1, port2 } = new MessageChannel();
   const served = serveEventLog(log, port1);

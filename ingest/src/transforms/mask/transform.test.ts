@@ -3,9 +3,9 @@
  * and errors pass the detectors and lose echoes, hashes equal the engine's, and the without-policy
  * modes (store, redact, and store switching to redact on a gateway's policy.loaded).
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChainedEvent, QueryEvent } from '@vigil/schemas';
@@ -15,6 +15,7 @@ import { AtRestMasker } from './transform.ts';
 import type { SessionInfo } from '../../sinks/clickhouse/rows.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'vigil-atrest-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const policyFile = join(dir, 'policy.yaml');
 writeFileSync(policyFile, `version: 1
 rules:
