@@ -80,7 +80,7 @@ export async function startVigil(
   const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   // A process that does not exit in time is a failure with its output, not a test that hangs
   // until the runner's file timeout: it is killed, and the error says what it printed.
-  const within = async (p: Promise<number | string | null>, ms: number): Promise<number | string | null> => {
+  const exitedWithin = async (ms: number): Promise<number | string | null> => {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -89,7 +89,7 @@ export async function startVigil(
       }, ms);
     });
     try {
-      return await Promise.race([p, late]);
+      return await Promise.race([exited, late]);
     } finally {
       clearTimeout(timer);
     }
@@ -130,16 +130,20 @@ export async function startVigil(
     token: async (sub, o = {}) =>
       (await cli(['token', '--sub', sub, '--roles', (o.roles ?? []).join(','), '--groups', (o.groups ?? []).join(','), '--ttl', o.ttl ?? '1h'])).trim(),
     exited,
-    exitedWithin: (ms) => within(exited, ms),
+    exitedWithin,
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const r = await within(exited, STOP_MS);
+      const r = await exitedWithin(STOP_MS);
       return typeof r === 'number' ? r : null;
     },
   };
 }
 
-/** A clean shutdown takes seconds (the slowest part, ingest's stop, is bounded at 15 s). */
+/**
+ * A clean shutdown takes seconds. Above the slowest regular steps (the log thread's stop is
+ * bounded at 30 s, ingest's at 15 s); a test that makes a step hang shortens the 45 s per-step
+ * limit (VIGIL_SHUTDOWN_STEP_MS, cli/src/commands/run.ts).
+ */
 const STOP_MS = 60_000;
 
 /**
