@@ -1,13 +1,23 @@
 /** Helpers shared by this folder's tests (temp dirs, bounded waits, collecting consumers). */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConsumedRecord, LogRecord } from '../types.ts';
 import type { LocalEventLog } from './log.ts';
 
-export async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+const dirs = new Set<string>();
+
+/**
+ * A fresh temporary directory, removed when the test process exits. Not in a `t.after` hook:
+ * node:test runs those in the order they were registered, so a removal registered here ran before
+ * the close of a log or producer the test opened afterwards, while it still wrote offsets into the
+ * directory (ENOTEMPTY, and a producer left running held the file open until its timeout).
+ */
+export async function tempDir(_t?: unknown): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'vigil-eventlog-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  if (dirs.size === 0) process.once('exit', () => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  dirs.add(dir);
   return dir;
 }
 
